@@ -1,0 +1,37 @@
+"""The Python API: the same operations as the CLI, as functions.
+
+>>> from noisyclr import api
+>>> run = api.train("digits-standard-ce-sym50", ["train.epochs=3"], out_dir="runs/ce")
+>>> run.summary["test_acc_last"]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .config import Config, list_presets, load_config
+from .engine import RunResult, evaluate_run, run_training
+
+
+def train(preset_or_config: str | Config, overrides: list[str] | None = None, *, out_dir: str | Path) -> RunResult:
+    """Train from a preset name / YAML path (plus ``key=value`` overrides) or a built :class:`Config`."""
+    cfg = preset_or_config if isinstance(preset_or_config, Config) else load_config(preset_or_config, overrides)
+    return run_training(cfg, out_dir)
+
+
+def resume(out_dir: str | Path, overrides: list[str] | None = None) -> RunResult:
+    """Continue the run in ``out_dir`` from its last checkpoint (``train.epochs=N`` may extend it)."""
+    return run_training(None, out_dir, resume=True, overrides=overrides)
+
+
+def evaluate(out_dir: str | Path, *, device: str | None = None) -> dict:
+    """Test accuracy of a run's latest checkpoint."""
+    return evaluate_run(out_dir, device=device)
+
+
+def presets() -> list[tuple[str, str]]:
+    """``(name, description)`` of the shipped presets."""
+    return list_presets()
+
+
+__all__ = ["train", "resume", "evaluate", "presets", "load_config"]

@@ -1,0 +1,12 @@
+"""Batched device-side augmentation: primitives (:mod:`.basic`) and named views (:mod:`.views`)."""
+
+from noisyclr.augment.basic import center_crop, normalize, random_crop, random_hflip
+from noisyclr.augment.views import (
+    VIEWS, CenterCrop, Normalize, RandomCrop, RandomHFlip, View, build_view, make_views, register_view,
+)
+
+__all__ = [
+    "normalize", "random_crop", "random_hflip", "center_crop",
+    "View", "Normalize", "RandomCrop", "RandomHFlip", "CenterCrop",
+    "VIEWS", "build_view", "make_views", "register_view",
+]

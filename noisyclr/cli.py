@@ -1,0 +1,140 @@
+"""The ``noisyclr`` command line.
+
+    noisyclr train PRESET_OR_YAML [key=value ...] --out DIR
+    noisyclr train --resume DIR [train.epochs=N ...]
+    noisyclr evaluate DIR
+    noisyclr presets
+    noisyclr datasets
+    noisyclr convert-noise NOISE_JSON ORDER_CSV OUT_CSV
+
+Bad input ends with one line on stderr naming the problem and the fix, and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .errors import UserError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as our one-line UserError (exit 2, no usage dump)."""
+
+    def error(self, message):
+        raise UserError(f"{message}; run '{self.prog} --help' for usage")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="noisyclr", description="Learning with noisy labels via contrastive representation learning.")
+    from . import __version__
+
+    p.add_argument("--version", action="version", version=f"noisyclr {__version__}")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train a method (a preset or YAML file, plus key=value overrides)")
+    t.add_argument("preset", nargs="?", help="preset name (see 'noisyclr presets') or path of a YAML config")
+    t.add_argument("overrides", nargs="*", help="section.key=value, e.g. train.epochs=5 noise.rate=0.8")
+    t.add_argument("--out", help="run folder to create (config, metrics, checkpoint, summary)")
+    t.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
+
+    e = sub.add_parser("evaluate", help="test accuracy of a run folder's latest checkpoint")
+    e.add_argument("run_dir")
+    e.add_argument("--device", choices=["auto", "cpu", "cuda"])
+
+    sub.add_parser("presets", help="list the shipped presets")
+    sub.add_parser("datasets", help="list data sources and what each expects on disk")
+
+    c = sub.add_parser("convert-noise", help="map a noise JSON in original CIFAR order onto image-folder paths")
+    c.add_argument("noise_json")
+    c.add_argument("order_csv", help="CSV with path,index columns (e.g. cifar10n/labels.csv)")
+    c.add_argument("out_csv")
+    c.add_argument("--overwrite", action="store_true")
+    return p
+
+
+def _cmd_train(args) -> int:
+    from .config import load_config
+    from .engine import run_training
+
+    if args.resume:
+        overrides = ([args.preset] if args.preset else []) + list(args.overrides)
+        result = run_training(None, args.resume, resume=True, overrides=overrides)
+    else:
+        if not args.preset:
+            raise UserError("noisyclr train needs a preset or YAML file; run 'noisyclr presets' to list them")
+        if not args.out:
+            raise UserError("noisyclr train needs --out DIR (the run folder to write)")
+        cfg = load_config(args.preset, list(args.overrides))
+        result = run_training(cfg, args.out)
+    s = result.summary
+    print(
+        f"{s['method']} on {s['dataset']}: test acc last {s['test_acc_last']:.4f}, best {s['test_acc_best']:.4f}, "
+        f"{s['epochs']} epochs in {s['wall_time_s']:.1f}s ({s['images_per_s']:.0f} img/s) -> {result.out_dir}"
+    )
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from .engine import evaluate_run
+
+    print(json.dumps(evaluate_run(args.run_dir, device=args.device), indent=2))
+    return 0
+
+
+def _cmd_presets(args) -> int:
+    from .config import list_presets
+
+    rows = list_presets()
+    width = max((len(name) for name, _ in rows), default=0)
+    for name, desc in rows:
+        print(f"{name:<{width}}  {desc}")
+    return 0
+
+
+def _cmd_datasets(args) -> int:
+    from .data.sources import describe_sources
+
+    rows = describe_sources()
+    width = max(len(name) for name, _ in rows)
+    for name, desc in rows:
+        print(f"{name:<{width}}  {desc}")
+    return 0
+
+
+def _cmd_convert(args) -> int:
+    from .data.noise import convert_noise_to_csv
+
+    convert_noise_to_csv(args.noise_json, args.order_csv, args.out_csv, overwrite=args.overwrite)
+    print(f"wrote {args.out_csv}")
+    return 0
+
+
+COMMANDS = {
+    "train": _cmd_train,
+    "evaluate": _cmd_evaluate,
+    "presets": _cmd_presets,
+    "datasets": _cmd_datasets,
+    "convert-noise": _cmd_convert,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``noisyclr`` console script; returns the exit code."""
+    try:
+        args = _parser().parse_args(argv)
+        if not args.command:
+            _parser().print_help()
+            return 2
+        return COMMANDS[args.command](args)
+    except UserError as exc:
+        print(f"noisyclr: error: {exc}", file=sys.stderr)
+        return UserError.exit_code
+    except KeyboardInterrupt:
+        print("noisyclr: interrupted; the last completed epoch's checkpoint is kept (continue with --resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

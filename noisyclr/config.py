@@ -1,0 +1,376 @@
+"""Typed configuration tree: YAML presets + ``key=value`` overrides, validated with clear errors.
+
+A run is described by one :class:`Config`. It is built from a preset (a YAML file shipped in
+``noisyclr/presets/`` or any path), then ``section.key=value`` overrides from the command line. Every key is
+checked against the dataclasses below; an unknown key or a value of the wrong type raises
+:class:`~noisyclr.errors.UserError` naming the key and the closest valid one. The method section is typed by the
+chosen method: each method class carries its own ``Config`` dataclass (see ``noisyclr/methods``).
+
+A preset may start with ``inherit: <preset name or path>``; its keys are then merged over that preset's.
+The fully resolved config is written to every run folder as ``config.yaml``; training again from that file
+reproduces the run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import UserError
+
+
+@dataclass
+class DatasetConfig:
+    name: str = "digits"
+    root: str | None = None
+    cache_dir: str | None = None
+    # Source-specific options (e.g. synthetic: num_classes, image_size, train_size; folder: image_size).
+    options: dict = field(default_factory=dict)
+    # Per-channel normalisation in [0, 1] units; null = the source's default (published constants or data stats).
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    # Stratified subset of the training set (after noise injection, so reference noise files still apply);
+    # for short CPU benchmarks. null = all.
+    train_limit: int | None = None
+    test_limit: int | None = None
+
+
+@dataclass
+class NoiseConfig:
+    kind: str = "none"  # none | sym | asym | file | human
+    rate: float = 0.0
+    seed: int = 123  # the DivideMix-family noise files were generated with random.seed(123)
+    exclude_true: bool = False  # sym: draw the new label among the C-1 other classes
+    asym_map: str | None = None  # null = chosen from the dataset (cifar10, cifar100_next_in_block, pairflip)
+    file: str | None = None  # JSON list in dataset order, or CSV path,label
+    column: str | None = None  # CSV label column (e.g. CIFAR-10N 'worst')
+    order_file: str | None = None  # CSV path,index mapping a JSON list in original order onto folder paths
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "small_cnn"
+    width: int | None = None
+    proj_dim: int | None = None
+    proj_hidden: int | None = None
+    init: str | None = None  # path of a pretrained encoder (later: SimCLR)
+
+
+@dataclass
+class AugmentConfig:
+    padding: int = 4  # pad-and-crop padding of the weak view (4 for 32x32 CIFAR, 1 for 8x8 digits)
+    flip: bool = True
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 0.02
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = False
+    schedule: str = "constant"  # constant | step | multistep | cosine
+    milestones: list[int] = field(default_factory=list)  # multistep
+    step_size: int = 0  # step: decay every step_size epochs
+    gamma: float = 0.1
+    cosine_tmax: int | None = None  # cosine period in epochs (null = epochs)
+    cosine_per_step: bool = False
+    warmup_epochs: float = 0.0  # linear learning-rate warm-up (fractional epochs allowed)
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; bf16/fp16 meant for CUDA)
+    compile: bool = False
+    channels_last: bool | None = None  # null = on for CUDA, off for CPU
+    eval_batch_size: int = 1024
+    threads: int | None = None  # torch intra-op threads on the CPU (null = torch default)
+
+
+@dataclass
+class LogConfig:
+    progress: str = "auto"  # auto (bar only on a terminal) | on | off
+    tensorboard: bool = False
+    wandb: bool = False
+    wandb_project: str = "noisyclr"
+    wandb_mode: str = "offline"
+    checkpoint_every: int = 1  # epochs between checkpoints (the last epoch is always saved)
+
+
+@dataclass
+class Config:
+    description: str = ""
+    method: Any = None  # the chosen method's own Config dataclass
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    noise: NoiseConfig = field(default_factory=NoiseConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+
+_CHOICES = {
+    "noise.kind": ("none", "sym", "asym", "file", "human"),
+    "train.schedule": ("constant", "step", "multistep", "cosine"),
+    "train.device": ("auto", "cpu", "cuda"),
+    "train.precision": ("fp32", "bf16", "fp16"),
+    "log.progress": ("auto", "on", "off"),
+    "log.wandb_mode": ("offline", "online", "disabled"),
+}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# presets
+
+
+def preset_dir() -> Path:
+    """Folder of the presets shipped inside the package."""
+    return Path(str(resources.files("noisyclr") / "presets"))
+
+
+def list_presets() -> list[tuple[str, str]]:
+    """``(name, one-line description)`` of every shipped preset, sorted by name."""
+    out = []
+    for path in sorted(preset_dir().glob("*.yaml")):
+        raw = _read_yaml(path)
+        out.append((path.stem, str(raw.get("description", "")).strip().splitlines()[0] if raw.get("description") else ""))
+    return out
+
+
+def _find_preset(name_or_path: str) -> Path:
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        return path
+    shipped = preset_dir() / f"{name_or_path}.yaml"
+    if shipped.is_file():
+        return shipped
+    names = [p.stem for p in preset_dir().glob("*.yaml")]
+    close = difflib.get_close_matches(str(name_or_path), names, n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    raise UserError(
+        f"no preset or YAML file named '{name_or_path}'; {hint}run 'noisyclr presets' to list presets, "
+        "or pass the path of a .yaml file"
+    )
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise UserError(f"cannot read config file {path}: {str(exc).splitlines()[0]}; fix the YAML syntax") from None
+    if not isinstance(data, dict):
+        raise UserError(f"config file {path} must hold a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "options":
+            out[key] = _deep_merge(out[key], value)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = {**out[key], **value}
+        else:
+            out[key] = value
+    return out
+
+
+def load_raw(name_or_path: str, _seen: tuple = ()) -> dict:
+    """The preset's raw mapping with ``inherit:`` chains resolved (child keys win)."""
+    path = _find_preset(name_or_path)
+    if path.resolve() in _seen:
+        raise UserError(f"preset {path} inherits from itself; remove the cycle in its 'inherit:' chain")
+    raw = _read_yaml(path)
+    parent = raw.pop("inherit", None)
+    if parent:
+        base = load_raw(str(parent), _seen + (path.resolve(),))
+        raw = _deep_merge(base, raw)
+    return raw
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """Turn ``["train.lr=0.1", "noise.kind=sym"]`` into a nested dict; values are parsed as YAML scalars."""
+    out: dict = {}
+    for item in items:
+        if "=" not in item:
+            raise UserError(f"override '{item}' is not of the form section.key=value (e.g. train.epochs=5)")
+        key, _, value = item.partition("=")
+        key = key.strip()
+        if not key:
+            raise UserError(f"override '{item}' has an empty key; write section.key=value")
+        try:
+            parsed = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError:
+            parsed = value
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise UserError(f"override '{item}' sets a key below '{part}', which is not a section")
+        node[parts[-1]] = parsed
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------
+# typed construction
+
+
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", str(tp)).replace("typing.", "")
+
+
+def _coerce(value, tp, key: str):
+    """Check ``value`` against the annotation ``tp``; ints are accepted for floats. Returns the value."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except UserError as exc:
+                errors.append(exc)
+        raise errors[0]
+    if tp is Any:
+        return value
+    if origin is list:
+        (item_tp,) = typing.get_args(tp) or (Any,)
+        if not isinstance(value, (list, tuple)):
+            raise UserError(f"config key '{key}' must be a list, got {value!r}; write e.g. {key}=[1,2]")
+        return [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+    if tp is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise UserError(f"config key '{key}' must be a mapping, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+    elif isinstance(value, tp):
+        return value
+    raise UserError(f"config key '{key}' must be {_type_name(tp)}, got {value!r}")
+
+
+def build_section(cls, raw: dict | None, prefix: str):
+    """Instantiate dataclass ``cls`` from ``raw``; unknown keys and wrong types are UserErrors."""
+    raw = raw or {}
+    if not isinstance(raw, dict):
+        raise UserError(f"config section '{prefix}' must be a mapping of keys, got {raw!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in raw.items():
+        if key not in fields:
+            close = difflib.get_close_matches(key, list(fields), n=1)
+            hint = f"did you mean '{prefix}.{close[0]}'?" if close else f"valid keys: {', '.join(sorted(fields))}"
+            raise UserError(f"unknown config key '{prefix}.{key}'; {hint}")
+        full = f"{prefix}.{key}"
+        if dataclasses.is_dataclass(hints[key]):
+            kwargs[key] = build_section(hints[key], value, full)
+            continue
+        kwargs[key] = _coerce(value, hints[key], full)
+        choices = _CHOICES.get(full) or getattr(cls, "CHOICES", {}).get(key)
+        if choices and kwargs[key] is not None and kwargs[key] not in choices:
+            close = difflib.get_close_matches(str(kwargs[key]), choices, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise UserError(f"config key '{full}' must be one of {', '.join(choices)}, got '{kwargs[key]}'; {hint}".rstrip("; "))
+    return cls(**kwargs)
+
+
+def build_config(raw: dict) -> Config:
+    """A validated :class:`Config` from a raw nested mapping (preset merged with overrides)."""
+    from .methods import method_config_class  # late import: methods import this module
+
+    raw = dict(raw)
+    top = {f.name for f in dataclasses.fields(Config)}
+    for key in raw:
+        if key not in top:
+            close = difflib.get_close_matches(key, sorted(top), n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"valid sections: {', '.join(sorted(top))}"
+            raise UserError(f"unknown config key '{key}'; {hint}")
+    method_raw = dict(raw.pop("method", None) or {})
+    name = method_raw.pop("name", "standard")
+    method_cls = method_config_class(name)
+    method = build_section(method_cls, method_raw, "method")
+    method.name = name
+    sections = {}
+    hints = typing.get_type_hints(Config)
+    for key, value in raw.items():
+        if key == "description":
+            sections[key] = "" if value is None else str(value)
+        else:
+            sections[key] = build_section(hints[key], value, key)
+    cfg = Config(method=method, **sections)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    """Cross-key checks that a single type annotation cannot express."""
+    if not 0.0 <= cfg.noise.rate <= 1.0:
+        raise UserError(f"noise.rate must be in [0, 1], got {cfg.noise.rate}; e.g. noise.rate=0.5 for 50% noise")
+    if cfg.noise.kind in ("sym", "asym") and cfg.noise.rate == 0.0:
+        pass  # allowed: a clean control run with the same code path
+    if cfg.noise.kind in ("file", "human") and not cfg.noise.file:
+        raise UserError(f"noise.kind={cfg.noise.kind} needs noise.file=PATH (a JSON list or a CSV path,label)")
+    if cfg.train.epochs < 1:
+        raise UserError(f"train.epochs must be at least 1, got {cfg.train.epochs}")
+    if cfg.train.batch_size < 2:
+        raise UserError(f"train.batch_size must be at least 2 (batch norm needs 2 samples), got {cfg.train.batch_size}")
+    if cfg.train.lr <= 0:
+        raise UserError(f"train.lr must be positive, got {cfg.train.lr}")
+    if cfg.train.schedule == "multistep" and not cfg.train.milestones:
+        raise UserError("train.schedule=multistep needs train.milestones=[...] (epochs at which lr is multiplied by gamma)")
+    if cfg.train.schedule == "step" and cfg.train.step_size < 1:
+        raise UserError("train.schedule=step needs train.step_size=N (decay every N epochs)")
+    check = getattr(cfg.method, "check", None)
+    if check:
+        check(cfg)
+
+
+def load_config(preset: str, overrides: list[str] | None = None) -> Config:
+    """Resolve ``preset`` (name or YAML path) with ``key=value`` overrides into a validated :class:`Config`."""
+    raw = load_raw(preset)
+    raw = _deep_merge(raw, parse_overrides(overrides or []))
+    return build_config(raw)
+
+
+def config_to_dict(cfg: Config) -> dict:
+    """Plain nested dict of ``cfg`` (the method section includes its ``name``)."""
+    return dataclasses.asdict(cfg)
+
+
+def save_config(cfg: Config, path: Path) -> None:
+    """Write the fully resolved config as YAML (atomically)."""
+    from .io import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+
+
+def load_saved_config(path: Path) -> Config:
+    """Re-read a run's ``config.yaml``."""
+    return build_config(_read_yaml(path))

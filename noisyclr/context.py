@@ -1,0 +1,174 @@
+"""What the engine hands a method: data on the device, views, precision, optimisers, the eval pass.
+
+A method never builds loaders, picks devices or handles mixed precision itself; it asks the context. That keeps
+method files down to the algorithm, and the fast path (bf16 autocast, channels_last, torch.compile) in one place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+import torch
+import torch.nn as nn
+
+from .config import Config
+from .data.loader import DeviceData, View
+from .errors import UserError
+from .schedules import learning_rate, set_lr
+
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → CUDA when available, else CPU. Asking for CUDA without one is a UserError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("train.device=cuda but no CUDA device is visible; use train.device=cpu or auto")
+    return torch.device(name)
+
+
+@dataclass
+class RunContext:
+    cfg: Config
+    device: torch.device
+    train: DeviceData
+    test: DeviceData
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    generator: torch.Generator
+    class_names: list[str] = field(default_factory=list)
+    progress_enabled: bool = False
+    scaler: object | None = None
+
+    # ---------------------------------------------------------------------------------------------- shapes
+    @property
+    def num_classes(self) -> int:
+        return self.train.num_classes
+
+    @property
+    def in_channels(self) -> int:
+        return self.train.image_shape[0]
+
+    @property
+    def image_size(self) -> int:
+        return self.train.image_shape[1]
+
+    @property
+    def channels_last(self) -> bool:
+        flag = self.cfg.train.channels_last
+        return self.device.type == "cuda" if flag is None else flag
+
+    # ---------------------------------------------------------------------------------------------- views
+    def views(self, names: Sequence[str]) -> list[View]:
+        """One view callable per requested name (repeats allowed: ``("weak", "weak")``)."""
+        from .augment import build_view
+
+        built = {}
+        for name in set(names):
+            view = build_view(
+                name,
+                mean=self.mean,
+                std=self.std,
+                image_size=self.image_size,
+                padding=self.cfg.augment.padding,
+                flip=self.cfg.augment.flip,
+            )
+            built[name] = self._memory_format(view)
+        return [built[name] for name in names]
+
+    def _memory_format(self, view: View) -> View:
+        if not self.channels_last:
+            return view
+        return lambda x, g: view(x, g).contiguous(memory_format=torch.channels_last)
+
+    # ---------------------------------------------------------------------------------------------- networks
+    def build_network(self, *, proj_dim: int | None = None, proj_hidden: int | None = None) -> nn.Module:
+        """The configured backbone + classifier (+ projector), on the device, in the run's memory format."""
+        from .models import build_network
+
+        m = self.cfg.model
+        net = build_network(
+            m.backbone,
+            self.num_classes,
+            in_channels=self.in_channels,
+            proj_dim=proj_dim if proj_dim is not None else m.proj_dim,
+            proj_hidden=proj_hidden if proj_hidden is not None else m.proj_hidden,
+            width=m.width,
+        ).to(self.device)
+        if self.channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        return net
+
+    def compiled(self, net: nn.Module) -> nn.Module:
+        """``torch.compile(net)`` when ``train.compile`` is on; the same module otherwise.
+
+        The compiled wrapper shares parameters with ``net``, so checkpoints keep using the plain module.
+        """
+        return torch.compile(net) if self.cfg.train.compile else net
+
+    def sgd(self, params: Iterable) -> torch.optim.Optimizer:
+        """SGD with the configured momentum, weight decay and Nesterov flag (foreach kernels where available)."""
+        t = self.cfg.train
+        return torch.optim.SGD(
+            params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay, nesterov=t.nesterov
+        )
+
+    def schedule(self, optimizer: torch.optim.Optimizer, epoch: int, step: int = 0, steps: int = 1) -> float:
+        """Set and return the scheduled learning rate for this epoch and step."""
+        lr = learning_rate(self.cfg.train, epoch, step, steps)
+        set_lr(optimizer, lr)
+        return lr
+
+    # ---------------------------------------------------------------------------------------------- precision
+    def autocast(self):
+        """Autocast context for ``train.precision`` (a no-op for fp32)."""
+        dtype = _DTYPES.get(self.cfg.train.precision)
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+    def step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+        """``zero_grad → backward → step``, through the fp16 gradient scaler when one is active."""
+        optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+
+    # ---------------------------------------------------------------------------------------------- passes
+    @torch.no_grad()
+    def eval_logits(self, nets: Sequence[nn.Module], data: DeviceData, view: str = "test") -> list[torch.Tensor]:
+        """Logits of every net on every row of ``data`` (dataset order), in large no-grad batches.
+
+        Returns one ``(N, C)`` float32 tensor per net. Nets are put in eval mode and restored afterwards.
+        """
+        (fn,) = self.views([view])
+        modes = [net.training for net in nets]
+        for net in nets:
+            net.eval()
+        outs: list[list[torch.Tensor]] = [[] for _ in nets]
+        bs = self.cfg.train.eval_batch_size
+        for start in range(0, len(data), bs):
+            idx = torch.arange(start, min(start + bs, len(data)), device=self.device)
+            x = fn(data.images.index_select(0, idx), None)
+            with self.autocast():
+                for out, net in zip(outs, nets):
+                    out.append(net(x).float())
+        for net, mode in zip(nets, modes):
+            net.train(mode)
+        return [torch.cat(out) for out in outs]
+
+    def progress(self, iterable, total: int, desc: str):
+        """A tqdm bar over ``iterable`` when progress is on (a terminal, or ``log.progress=on``)."""
+        if not self.progress_enabled:
+            return iterable
+        from tqdm import tqdm
+
+        return tqdm(iterable, total=total, desc=desc, leave=False, file=sys.stderr, dynamic_ncols=True)

@@ -1,0 +1,346 @@
+"""The training loop: epochs, evaluation, logs, atomic checkpoints and exact resume.
+
+``run_training(cfg, out_dir)`` writes the run folder of the design contract:
+
+* ``config.yaml``    the fully resolved config;
+* ``train_labels.csv`` the labels trained on and the true ones (the saved noise);
+* ``metrics.jsonl``  one row per epoch (``epoch`` is 1-based: row k is after k epochs);
+* ``checkpoint.pt``  latest state, written atomically after every epoch;
+* ``summary.json``   the machine-readable result;
+* ``labels.csv``     per-sample division, for methods that divide the data.
+
+A checkpoint holds the networks, optimisers, the method's own state, every RNG state (torch, NumPy, Python, the
+data generator, CUDA) and the epoch. The learning rate is a pure function of (epoch, step), so nothing else is
+needed: a run killed after epoch k and resumed with ``--resume`` ends bit-identical (on the CPU) to one never
+interrupted.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import __version__
+from .config import Config, config_to_dict, load_saved_config, save_config
+from .context import RunContext, resolve_device
+from .data.loader import DeviceData
+from .data.prepare import check_saved_labels, prepare_data, save_labels
+from .errors import UserError
+from .io import atomic_write, atomic_write_json, atomic_write_text
+from .methods import get_method
+from .metrics import accuracy, selection_scores
+from .tracking import RunLogger, read_metrics
+
+CHECKPOINT = "checkpoint.pt"
+CONFIG = "config.yaml"
+SUMMARY = "summary.json"
+
+# Keys that may change when a run is resumed: how long it runs and how it reports, never what it computes.
+RESUMABLE_OVERRIDES = ("train.epochs", "train.device", "train.threads", "log.")
+
+
+# ------------------------------------------------------------------------------------------------------ RNG state
+
+
+def capture_rng(generator: torch.Generator) -> dict:
+    """Every RNG state that influences training, in a form ``torch.load(weights_only=True)`` accepts."""
+    np_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached": float(np_state[4]),
+        },
+        "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
+        "generator": generator.get_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict, generator: torch.Generator) -> None:
+    """Inverse of :func:`capture_rng`."""
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    generator.set_state(state["generator"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+# ------------------------------------------------------------------------------------------------------ checkpoint
+
+
+def save_checkpoint(path: Path, payload: dict) -> None:
+    """``torch.save`` through a temp file + rename, so a crash never leaves a half-written checkpoint."""
+    atomic_write(path, lambda f: torch.save(payload, f), mode="wb")
+
+
+def load_checkpoint(path: Path, map_location="cpu") -> dict:
+    """Load a checkpoint with ``weights_only=True``; a missing or corrupt file is a UserError."""
+    if not path.is_file():
+        raise UserError(f"no checkpoint at {path}; resume needs a run folder written by 'noisyclr train --out'")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many types for truncated/corrupt files
+        raise UserError(
+            f"checkpoint {path} is corrupt or unreadable ({type(exc).__name__}); "
+            "restore it from a backup or start a new run with --out"
+        ) from None
+    if not isinstance(payload, dict) or "epoch" not in payload or "method" not in payload:
+        raise UserError(f"checkpoint {path} is not a noisyclr checkpoint; start a new run with --out")
+    return payload
+
+
+# ------------------------------------------------------------------------------------------------------ the run
+
+
+@dataclass
+class RunResult:
+    out_dir: Path
+    summary: dict
+    metrics: list[dict]
+
+
+def _progress_enabled(cfg: Config) -> bool:
+    if cfg.log.progress == "on":
+        return True
+    if cfg.log.progress == "off":
+        return False
+    return sys.stderr.isatty()
+
+
+def _check_resume_overrides(overrides: list[str]) -> None:
+    for item in overrides:
+        key = item.partition("=")[0].strip()
+        if not any(key == k or (k.endswith(".") and key.startswith(k)) for k in RESUMABLE_OVERRIDES):
+            raise UserError(
+                f"'{key}' cannot change when resuming (only train.epochs, train.device, train.threads and log.*); "
+                "start a new run with --out to change it"
+            )
+
+
+def build_context(cfg: Config, data, device: torch.device) -> RunContext:
+    """Tables onto the device, one seeded data generator, and the precision machinery."""
+    generator = torch.Generator(device=device)
+    generator.manual_seed(cfg.train.seed)
+    scaler = None
+    if cfg.train.precision == "fp16" and device.type == "cuda":
+        scaler = torch.amp.GradScaler("cuda")
+    return RunContext(
+        cfg=cfg,
+        device=device,
+        train=DeviceData(data.train, device),
+        test=DeviceData(data.test, device),
+        mean=data.mean,
+        std=data.std,
+        generator=generator,
+        class_names=data.train.class_names,
+        progress_enabled=_progress_enabled(cfg),
+        scaler=scaler,
+    )
+
+
+def run_training(
+    cfg: Config | None,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    overrides: list[str] | None = None,
+    stop_after_epoch: int | None = None,
+) -> RunResult:
+    """Train ``cfg`` into ``out_dir``, or continue the run in ``out_dir`` when ``resume``.
+
+    ``stop_after_epoch`` ends the process's work after that many epochs as if it had been killed (the checkpoint
+    is written, the summary is not): used to test resume.
+    """
+    out_dir = Path(out_dir)
+    ckpt_path = out_dir / CHECKPOINT
+    if resume:
+        if not out_dir.is_dir():
+            raise UserError(f"cannot resume: {out_dir} does not exist; pass the --out folder of an earlier run")
+        if not (out_dir / CONFIG).is_file():
+            raise UserError(f"cannot resume: {out_dir} has no {CONFIG}; pass the --out folder of an earlier run")
+        payload = load_checkpoint(ckpt_path)
+        _check_resume_overrides(overrides or [])
+        from .config import _deep_merge, build_config, parse_overrides
+
+        raw = _deep_merge(config_to_dict(load_saved_config(out_dir / CONFIG)), parse_overrides(overrides or []))
+        cfg = build_config(raw)
+    else:
+        if cfg is None:
+            raise ValueError("cfg is required unless resuming")
+        if ckpt_path.exists():
+            raise UserError(
+                f"{out_dir} already holds a run (checkpoint.pt); continue it with --resume {out_dir} "
+                "or choose a new --out folder"
+            )
+        payload = None
+
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    device = resolve_device(cfg.train.device)
+    seed_everything(cfg.train.seed)
+    data = prepare_data(cfg)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if resume:
+        check_saved_labels(data.train, out_dir)
+    else:
+        save_labels(data.train, out_dir)
+    save_config(cfg, out_dir / CONFIG)
+
+    ctx = build_context(cfg, data, device)
+    method = get_method(cfg.method.name)(cfg, ctx)
+
+    start_epoch, wall_before, train_time, images_total = 0, 0.0, 0.0, 0
+    if payload is not None:
+        method.load_state_dict(payload["method"])
+        restore_rng(payload["rng"], ctx.generator)
+        start_epoch = int(payload["epoch"])
+        wall_before = float(payload.get("wall_time_s", 0.0))
+        train_time = float(payload.get("train_time_s", 0.0))
+        images_total = int(payload.get("images", 0))
+
+    logger = RunLogger(out_dir, cfg, resume_after_epoch=start_epoch)
+    t_start = time.perf_counter()
+    epochs = cfg.train.epochs
+    try:
+        for epoch in range(start_epoch, epochs):
+            t0 = time.perf_counter()
+            stats = method.train_epoch(epoch)
+            t_train = time.perf_counter() - t0
+            train_time += t_train
+            images_total += int(stats.pop("images", 0))
+            row = {"epoch": epoch + 1, **evaluate_method(method, ctx), **stats}
+            row["epoch_time_s"] = time.perf_counter() - t0
+            row["train_time_s"] = t_train
+            logger.log(row)
+            last = epoch + 1 == epochs
+            if last or (epoch + 1) % max(cfg.log.checkpoint_every, 1) == 0:
+                save_checkpoint(
+                    ckpt_path,
+                    {
+                        "epoch": epoch + 1,
+                        "method": method.state_dict(),
+                        "rng": capture_rng(ctx.generator),
+                        "wall_time_s": wall_before + time.perf_counter() - t_start,
+                        "train_time_s": train_time,
+                        "images": images_total,
+                        "version": __version__,
+                    },
+                )
+            if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and not last:
+                logger.close()
+                return RunResult(out_dir, {}, read_metrics(out_dir))
+    finally:
+        logger.close()
+
+    metrics = read_metrics(out_dir)
+    summary = build_summary(cfg, data, device, metrics, wall_before + time.perf_counter() - t_start, train_time, images_total)
+    atomic_write_json(out_dir / SUMMARY, summary)
+    report = method.sample_report()
+    if report is not None:
+        write_labels_csv(out_dir / "labels.csv", ctx.train, report)
+    return RunResult(out_dir, summary, metrics)
+
+
+def evaluate_method(method, ctx: RunContext) -> dict:
+    """Test accuracy of the ensemble (summed logits) and, for several nets, of each net."""
+    nets = method.eval_nets()
+    logits = ctx.eval_logits(nets, ctx.test)
+    labels = ctx.test.labels
+    out = {"test_acc": accuracy(sum(logits).argmax(1), labels)}
+    if len(logits) > 1:
+        for i, lg in enumerate(logits, 1):
+            out[f"test_acc_net{i}"] = accuracy(lg.argmax(1), labels)
+    return out
+
+
+def build_summary(cfg, data, device, metrics, wall_time, train_time, images) -> dict:
+    """The ``summary.json`` contract, plus a few extras (mean of the last 10 epochs, actual noise rate)."""
+    accs = [m["test_acc"] for m in metrics if m.get("test_acc") is not None]
+    last = metrics[-1] if metrics else {}
+    summary = {
+        "method": cfg.method.name,
+        "dataset": cfg.dataset.name,
+        "noise": {"kind": cfg.noise.kind, "rate": cfg.noise.rate, "actual_rate": data.actual_noise_rate},
+        "epochs": len(metrics),
+        "test_acc_last": accs[-1] if accs else None,
+        "test_acc_best": max(accs) if accs else None,
+        "test_acc_last10_mean": float(np.mean(accs[-10:])) if accs else None,
+        "wall_time_s": wall_time,
+        "train_time_s": train_time,
+        "images_per_s": images / train_time if train_time > 0 else None,
+        "device": str(device) if device.type != "cuda" else f"cuda:{torch.cuda.get_device_name(device)}",
+        "seed": cfg.train.seed,
+        "version": __version__,
+        "torch": torch.__version__,
+        "num_train": len(data.train),
+        "num_test": len(data.test),
+        "num_classes": data.train.num_classes,
+    }
+    for key in ("label_precision", "label_recall", "clean_auc", "labeled_size"):
+        if key in last:
+            summary[key] = last[key]
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in summary.items()}
+
+
+def write_labels_csv(path: Path, train: DeviceData, report: dict) -> None:
+    """``labels.csv``: index, given_label, clean_prob, predicted_label (+ true_label when known)."""
+    given = train.labels.cpu().numpy()
+    true = None if train.true_labels is None else train.true_labels.cpu().numpy()
+    prob = np.asarray(report["clean_prob"], dtype=np.float64)
+    pred = np.asarray(report["predicted_label"])
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["index", "given_label", "clean_prob", "predicted_label"] + (["true_label"] if true is not None else []))
+    for i in range(len(given)):
+        row = [i, int(given[i]), f"{prob[i]:.6f}", int(pred[i])]
+        if true is not None:
+            row.append(int(true[i]))
+        writer.writerow(row)
+    atomic_write_text(path, buf.getvalue())
+
+
+# ------------------------------------------------------------------------------------------------------ evaluate
+
+
+def evaluate_run(out_dir: str | Path, *, device: str | None = None) -> dict:
+    """Re-load a run's config and checkpoint and measure test accuracy; writes ``eval.json``."""
+    out_dir = Path(out_dir)
+    if not (out_dir / CONFIG).is_file():
+        raise UserError(f"{out_dir} has no {CONFIG}; pass the --out folder of a run")
+    cfg = load_saved_config(out_dir / CONFIG)
+    if device:
+        cfg.train.device = device
+    payload = load_checkpoint(out_dir / CHECKPOINT)
+    dev = resolve_device(cfg.train.device)
+    seed_everything(cfg.train.seed)
+    data = prepare_data(cfg)
+    ctx = build_context(cfg, data, dev)
+    method = get_method(cfg.method.name)(cfg, ctx)
+    method.load_state_dict(payload["method"])
+    result = {"epoch": int(payload["epoch"]), **evaluate_method(method, ctx), "num_test": len(data.test)}
+    atomic_write_json(out_dir / "eval.json", result)
+    return result

@@ -1,0 +1,82 @@
+"""The method interface: what the engine calls, and what every method shares.
+
+A method owns its networks, optimisers and per-run state (GMM history, prototypes, thresholds...). The engine
+owns everything else: data, epochs, evaluation, checkpoints and logs. Per epoch the engine calls
+:meth:`Method.train_epoch`; a method composes its warm-up, selection and training steps inside it from the pure
+functions in ``noisyclr.losses`` and ``noisyclr.selection``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from ..context import RunContext
+
+
+@dataclass
+class MethodConfig:
+    """Keys every method has. Subclasses add their own; unknown keys are rejected by the config loader."""
+
+    name: str = ""
+
+    def check(self, cfg) -> None:
+        """Cross-section checks for this method (raise UserError); the default accepts everything."""
+
+
+class Method:
+    """Base class. Subclasses set ``Config``, build ``self.nets`` / ``self.optimizers`` and implement ``train_epoch``."""
+
+    Config: ClassVar[type[MethodConfig]] = MethodConfig
+    description: ClassVar[str] = ""
+    divides: ClassVar[bool] = False  # whether it writes labels.csv (a clean/noisy division per sample)
+
+    def __init__(self, cfg, ctx: RunContext):
+        self.cfg = cfg
+        self.mcfg = cfg.method
+        self.ctx = ctx
+        self.nets: list[nn.Module] = []
+        self.optimizers: list[torch.optim.Optimizer] = []
+
+    # ---------------------------------------------------------------------------------------------- training
+    def train_epoch(self, epoch: int) -> dict:
+        """Train one epoch (0-based ``epoch``). Returns metrics, at least ``train_loss`` and ``images``
+        (training images processed, for images/s)."""
+        raise NotImplementedError
+
+    def eval_nets(self) -> list[nn.Module]:
+        """The networks whose summed logits are the prediction (one, or two for an ensemble)."""
+        return self.nets
+
+    # ---------------------------------------------------------------------------------------------- outputs
+    def sample_report(self) -> dict[str, np.ndarray] | None:
+        """Per training sample ``clean_prob`` and ``predicted_label`` for labels.csv (dividing methods)."""
+        return None
+
+    # ---------------------------------------------------------------------------------------------- state
+    def extra_state(self) -> dict:
+        """Method state beyond networks and optimisers (tensors, numbers, lists); checkpointed every epoch."""
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        """Restore what :meth:`extra_state` returned."""
+
+    def state_dict(self) -> dict:
+        return {
+            "nets": [net.state_dict() for net in self.nets],
+            "optimizers": [opt.state_dict() for opt in self.optimizers],
+            "extra": self.extra_state(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        if len(state["nets"]) != len(self.nets):
+            raise ValueError(f"checkpoint has {len(state['nets'])} networks, method has {len(self.nets)}")
+        for net, sd in zip(self.nets, state["nets"]):
+            net.load_state_dict(sd)
+        for opt, sd in zip(self.optimizers, state["optimizers"]):
+            opt.load_state_dict(sd)
+        self.load_extra_state(state.get("extra", {}))

@@ -1,0 +1,46 @@
+"""Scores of a run: accuracy, and how well a per-sample score separates clean from wrong labels.
+
+All values are fractions in [0, 1]. Functions take NumPy arrays or tensors and return Python floats.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+
+def _np(x) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().float().cpu().numpy() if x.is_floating_point() else x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def accuracy(predictions, labels) -> float:
+    """Fraction of ``predictions == labels`` (both (N,) integer arrays)."""
+    predictions, labels = _np(predictions), _np(labels)
+    return float((predictions == labels).mean()) if len(labels) else float("nan")
+
+
+def clean_auc(clean_score, is_clean) -> float:
+    """ROC AUC of ``clean_score`` (higher = more likely clean) for the boolean ``is_clean``.
+
+    For a loss, pass ``-loss``. NaN when only one group is present (no noise, or everything wrong).
+    """
+    score, truth = _np(clean_score).astype(np.float64), _np(is_clean).astype(bool)
+    if truth.all() or not truth.any():
+        return float("nan")
+    return float(roc_auc_score(truth, score))
+
+
+def selection_scores(selected, is_clean) -> dict[str, float]:
+    """Precision and recall of a selected "clean" set against the truly clean samples.
+
+    ``precision = |S ∩ clean| / |S|``, ``recall = |S ∩ clean| / |clean|``; also the size of S (``labeled_size``).
+    """
+    selected, truth = _np(selected).astype(bool), _np(is_clean).astype(bool)
+    hit = int((selected & truth).sum())
+    return {
+        "labeled_size": int(selected.sum()),
+        "label_precision": hit / int(selected.sum()) if selected.any() else float("nan"),
+        "label_recall": hit / int(truth.sum()) if truth.any() else float("nan"),
+    }

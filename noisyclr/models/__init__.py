@@ -1,0 +1,45 @@
+"""Backbones and the :class:`Network` wrapper; :func:`build_network` builds one by name.
+
+Every backbone constructor has the signature ``(in_channels: int = 3, width: int | None = None) -> nn.Module`` and
+returns a module mapping ``(B, C, H, W)`` to ``(B, feat_dim)`` with a ``feat_dim`` attribute.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+from noisyclr.errors import UserError
+from noisyclr.models.network import Network
+from noisyclr.models.preact_resnet import PreActResNet, preact_resnet18
+from noisyclr.models.resnet import ResNet, resnet18, resnet34, resnet50
+from noisyclr.models.small_cnn import SmallCNN, small_cnn
+
+BACKBONES = {
+    "preact_resnet18": (preact_resnet18, "PreAct ResNet-18 of DivideMix (CIFAR, 512-d features, ~11.2M params)"),
+    "resnet18": (resnet18, "ResNet-18 with CIFAR stem (3x3 conv, no max-pool), 512-d features"),
+    "resnet34": (resnet34, "ResNet-34 with CIFAR stem, 512-d features"),
+    "resnet50": (resnet50, "ResNet-50 (bottleneck) with CIFAR stem, 2048-d features"),
+    "small_cnn": (small_cnn, "3-block conv-BN-ReLU CNN for 8x8 to 32x32 inputs, 128-d features"),
+}
+
+
+def build_network(backbone: str, num_classes: int, *, in_channels: int = 3, proj_dim: int | None = None,
+                  proj_hidden: int | None = None, width: int | None = None) -> Network:
+    """Build ``Network(BACKBONES[backbone](in_channels, width), num_classes, proj_dim, proj_hidden)``.
+
+    ``width`` scales the backbone (first-stage channels for ResNets, first block for ``small_cnn``); ``None`` keeps
+    the standard width. An unknown name raises :class:`UserError` listing the valid names.
+    """
+    if backbone not in BACKBONES:
+        close = difflib.get_close_matches(str(backbone), list(BACKBONES), n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise UserError(f"unknown backbone '{backbone}'; choose one of: {', '.join(BACKBONES)}.{hint}")
+    constructor, _ = BACKBONES[backbone]
+    return Network(constructor(in_channels=in_channels, width=width), num_classes, proj_dim=proj_dim,
+                   proj_hidden=proj_hidden)
+
+
+__all__ = [
+    "BACKBONES", "Network", "build_network", "PreActResNet", "ResNet", "SmallCNN",
+    "preact_resnet18", "resnet18", "resnet34", "resnet50", "small_cnn",
+]

@@ -1,0 +1,89 @@
+"""The command line: verbs, and bad input as one line on stderr with exit code 2 and nothing lost."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from noisyclr.cli import main
+
+TINY = [
+    "dataset.name=synthetic",
+    "dataset.options={num_classes: 3, image_size: 8, train_size: 48, test_size: 24}",
+    "train.epochs=1",
+    "train.batch_size=16",
+    "train.device=cpu",
+    "model.width=8",
+]
+
+
+def run_cli(capsys, *args):
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code, err, needle):
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err and needle in lines[0], lines[0]
+
+
+def test_train_evaluate_presets_datasets(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, stdout, _ = run_cli(capsys, "train", "digits-standard-ce-sym50", *TINY, "--out", str(out))
+    assert code == 0 and "test acc last" in stdout
+    code, stdout, _ = run_cli(capsys, "evaluate", str(out))
+    assert code == 0
+    evaluated = json.loads(stdout)
+    summary = json.loads((out / "summary.json").read_text())
+    assert evaluated["test_acc"] == pytest.approx(summary["test_acc_last"])
+    code, stdout, _ = run_cli(capsys, "presets")
+    assert code == 0 and "digits-standard-ce-sym50" in stdout
+    code, stdout, _ = run_cli(capsys, "datasets")
+    assert code == 0 and "folder" in stdout and "digits" in stdout
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["train", "digits-standard-ce-sym50", "train.lrr=1", "--out", "{tmp}/x"], "did you mean 'train.lr'"),
+        (["train", "digits-standard-ce-sym50", "noise.rate=2", "--out", "{tmp}/x"], "noise.rate must be in [0, 1]"),
+        (["train", "digits-standard-ce-sym50", "dataset.name=folder", "dataset.root={tmp}/nowhere", "--out", "{tmp}/x"], "nowhere"),
+        (["train", "no-such-preset", "--out", "{tmp}/x"], "no preset"),
+        (["train", "digits-standard-ce-sym50"], "--out"),
+        (["train", "--resume", "{tmp}/empty"], "does not exist"),
+        (["evaluate", "{tmp}"], "config.yaml"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(tmp_path, capsys, args, needle):
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    code, _, err = run_cli(capsys, *args)
+    assert_one_line_error(code, err, needle)
+
+
+def test_resume_without_or_with_corrupt_checkpoint(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run_cli(capsys, "train", "digits-standard-ce-sym50", *TINY, "--out", str(out))[0] == 0
+    ckpt = out / "checkpoint.pt"
+    good = ckpt.read_bytes()
+    ckpt.write_bytes(good[: len(good) // 3])
+    metrics_before = (out / "metrics.jsonl").read_text()
+    code, _, err = run_cli(capsys, "train", "--resume", str(out), "train.epochs=2")
+    assert_one_line_error(code, err, "corrupt")
+    assert (out / "metrics.jsonl").read_text() == metrics_before  # nothing already written is lost
+    ckpt.unlink()
+    code, _, err = run_cli(capsys, "train", "--resume", str(out))
+    assert_one_line_error(code, err, "no checkpoint")
+
+
+def test_console_script_entry_point_exit_code(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "noisyclr", "train", "digits-standard-ce-sym50", "noise.rate=1.5", "--out", str(tmp_path / "x")],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert not (tmp_path / "x").exists()
