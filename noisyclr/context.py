@@ -86,7 +86,9 @@ class RunContext:
         return lambda x, g: view(x, g).contiguous(memory_format=torch.channels_last)
 
     # ---------------------------------------------------------------------------------------------- networks
-    def build_network(self, *, proj_dim: int | None = None, proj_hidden: int | None = None) -> nn.Module:
+    def build_network(
+        self, *, proj_dim: int | None = None, proj_hidden: int | None = None, proj_bn: bool = True
+    ) -> nn.Module:
         """The configured backbone + classifier (+ projector), on the device, in the run's memory format."""
         from .models import build_network
 
@@ -97,6 +99,7 @@ class RunContext:
             in_channels=self.in_channels,
             proj_dim=proj_dim if proj_dim is not None else m.proj_dim,
             proj_hidden=proj_hidden if proj_hidden is not None else m.proj_hidden,
+            proj_bn=proj_bn,
             width=m.width,
         ).to(self.device)
         if self.channels_last:
@@ -144,26 +147,38 @@ class RunContext:
 
     # ---------------------------------------------------------------------------------------------- passes
     @torch.no_grad()
-    def eval_logits(self, nets: Sequence[nn.Module], data: DeviceData, view: str = "test") -> list[torch.Tensor]:
-        """Logits of every net on every row of ``data`` (dataset order), in large no-grad batches.
+    def eval_pass(self, nets: Sequence[nn.Module], data: DeviceData, forward=None, view: str = "test") -> list:
+        """Outputs of every net on every row of ``data`` (dataset order), in large no-grad batches.
 
-        Returns one ``(N, C)`` float32 tensor per net. Nets are put in eval mode and restored afterwards.
+        ``forward(net, x)`` returns a tensor or a tuple of tensors (default: logits). Returns, per net, the
+        outputs concatenated over the dataset (float32). Nets are put in eval mode and restored afterwards.
         """
+        forward = forward or (lambda net, x: net(x))
         (fn,) = self.views([view])
         modes = [net.training for net in nets]
         for net in nets:
             net.eval()
-        outs: list[list[torch.Tensor]] = [[] for _ in nets]
+        outs: list[list] = [[] for _ in nets]
         bs = self.cfg.train.eval_batch_size
         for start in range(0, len(data), bs):
             idx = torch.arange(start, min(start + bs, len(data)), device=self.device)
             x = fn(data.images.index_select(0, idx), None)
             with self.autocast():
                 for out, net in zip(outs, nets):
-                    out.append(net(x).float())
+                    out.append(forward(net, x))
         for net, mode in zip(nets, modes):
             net.train(mode)
-        return [torch.cat(out) for out in outs]
+        result = []
+        for out in outs:
+            if isinstance(out[0], tuple):
+                result.append(tuple(torch.cat([o[i] for o in out]).float() for i in range(len(out[0]))))
+            else:
+                result.append(torch.cat(out).float())
+        return result
+
+    def eval_logits(self, nets: Sequence[nn.Module], data: DeviceData, view: str = "test") -> list[torch.Tensor]:
+        """Logits ``(N, C)`` of every net on every row of ``data`` (see :meth:`eval_pass`)."""
+        return self.eval_pass(nets, data, view=view)
 
     def progress(self, iterable, total: int, desc: str):
         """A tqdm bar over ``iterable`` when progress is on (a terminal, or ``log.progress=on``)."""

@@ -24,7 +24,7 @@ BACKBONES = {
 
 
 def build_network(backbone: str, num_classes: int, *, in_channels: int = 3, proj_dim: int | None = None,
-                  proj_hidden: int | None = None, width: int | None = None) -> Network:
+                  proj_hidden: int | None = None, proj_bn: bool = True, width: int | None = None) -> Network:
     """Build ``Network(BACKBONES[backbone](in_channels, width), num_classes, proj_dim, proj_hidden)``.
 
     ``width`` scales the backbone (first-stage channels for ResNets, first block for ``small_cnn``); ``None`` keeps
@@ -36,7 +36,7 @@ def build_network(backbone: str, num_classes: int, *, in_channels: int = 3, proj
         raise UserError(f"unknown backbone '{backbone}'; choose one of: {', '.join(BACKBONES)}.{hint}")
     constructor, _ = BACKBONES[backbone]
     return Network(constructor(in_channels=in_channels, width=width), num_classes, proj_dim=proj_dim,
-                   proj_hidden=proj_hidden)
+                   proj_hidden=proj_hidden, proj_bn=proj_bn)
 
 
 __all__ = [

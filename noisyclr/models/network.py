@@ -14,13 +14,14 @@ class Network(nn.Module):
         num_classes: outputs of ``classifier = Linear(feat_dim, num_classes)``.
         proj_dim: output size of the projector; ``None`` builds no projector.
         proj_hidden: hidden size of the projector (default ``feat_dim``).
+        proj_bn: put BatchNorm after the projector's first layer (SimCLR) or not (PLReMix / BPT-PLR).
 
-    The projector is ``Linear(feat_dim, hidden) → BN → ReLU → Linear(hidden, proj_dim)``. Projections come back
+    The projector is ``Linear(feat_dim, hidden) → [BN →] ReLU → Linear(hidden, proj_dim)``. Projections come back
     raw; methods L2-normalise them where their loss needs it.
     """
 
     def __init__(self, backbone: nn.Module, num_classes: int, *, proj_dim: int | None = None,
-                 proj_hidden: int | None = None):
+                 proj_hidden: int | None = None, proj_bn: bool = True):
         super().__init__()
         self.backbone = backbone
         self.feat_dim = int(backbone.feat_dim)
@@ -29,9 +30,9 @@ class Network(nn.Module):
         self.projector = None
         if proj_dim is not None:
             hidden = proj_hidden or self.feat_dim
+            norm = [nn.BatchNorm1d(hidden)] if proj_bn else []
             self.projector = nn.Sequential(
-                nn.Linear(self.feat_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
-                nn.Linear(hidden, proj_dim),
+                nn.Linear(self.feat_dim, hidden), *norm, nn.ReLU(inplace=True), nn.Linear(hidden, proj_dim),
             )
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,87 @@
+"""The data-source registry: a name -> loader map and :func:`load_dataset`.
+
+Every loader returns a :class:`~noisyclr.data.table.DatasetSplits` with clean labels (``true_labels`` set) unless
+the source says its labels are themselves noisy; label noise is added afterwards by :mod:`noisyclr.data.noise`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from dataclasses import dataclass
+from typing import Callable
+
+from ..errors import UserError
+from .cifar import load_cifar10, load_cifar100
+from .digits import load_digits
+from .folder import load_folder
+from .synthetic import load_synthetic
+from .table import DatasetSplits
+from .tiny_imagenet import load_tiny_imagenet
+
+
+@dataclass(frozen=True)
+class _Source:
+    loader: Callable[..., DatasetSplits]
+    needs_root: bool
+    uses_cache: bool
+    description: str
+
+
+_REGISTRY: dict[str, _Source] = {
+    "digits": _Source(load_digits, False, False,
+                      "scikit-learn's bundled 8x8 digits (1,297 train / 500 test, 10 classes); needs no root"),
+    "synthetic": _Source(load_synthetic, False, False,
+                         "generated class templates for tests; options num_classes, image_size, channels, "
+                         "train_size, test_size, seed; needs no root"),
+    "cifar10": _Source(load_cifar10, True, False,
+                       "root holds cifar-10-batches-py/ (data_batch_1..5, test_batch, batches.meta) or is it"),
+    "cifar100": _Source(load_cifar100, True, False,
+                        "root holds cifar-100-python/ (train, test, meta) or is it"),
+    "folder": _Source(load_folder, True, True,
+                      "root/train/<class>/* and root/test/<class>/* images (any format); option image_size"),
+    "tiny_imagenet": _Source(load_tiny_imagenet, True, True,
+                             "root is tiny-imagenet-200/ or holds it (train/<wnid>/images, val/val_annotations.txt)"),
+}
+
+#: name -> one line saying what the source expects on disk (shown by ``noisyclr datasets``).
+SOURCES: dict[str, str] = {name: src.description for name, src in _REGISTRY.items()}
+
+
+def describe_sources() -> list[tuple[str, str]]:
+    """``(name, description)`` for every registered source, sorted by name."""
+    return sorted(SOURCES.items())
+
+
+def _options_of(loader: Callable) -> list[str]:
+    params = inspect.signature(loader).parameters.values()
+    return [p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name != "cache_dir"]
+
+
+def load_dataset(name: str, root: str | None = None, *, cache_dir: str | None = None, **options) -> DatasetSplits:
+    """Load the source ``name`` (see :data:`SOURCES`) with its source-specific ``options``.
+
+    ``root`` is the dataset folder for file-based sources (ignored by ``digits`` and ``synthetic``); ``cache_dir``
+    is where decoded images are cached (``folder``, ``tiny_imagenet``; default ``$NOISYCLR_CACHE`` or
+    ``~/.cache/noisyclr``). Unknown names and options raise :class:`UserError`.
+    """
+    source = _REGISTRY.get(name)
+    if source is None:
+        close = difflib.get_close_matches(str(name), list(_REGISTRY), n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise UserError(f"unknown dataset '{name}'; {hint}valid names: {', '.join(sorted(_REGISTRY))}")
+    valid = _options_of(source.loader)
+    for key in options:
+        if key not in valid:
+            close = difflib.get_close_matches(key, valid, n=1)
+            if close:
+                hint = f"did you mean '{close[0]}'?"
+            else:
+                hint = f"valid options: {', '.join(valid)}" if valid else "it takes no options"
+            raise UserError(f"unknown option dataset.options.{key} for dataset {name}; {hint}")
+    args = [root] if source.needs_root else []
+    if source.needs_root and root is None:
+        raise UserError(f"dataset {name} needs a root folder; set dataset.root=PATH ({source.description})")
+    if source.uses_cache:
+        options["cache_dir"] = cache_dir
+    return source.loader(*args, **options)
