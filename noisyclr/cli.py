@@ -123,7 +123,12 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``noisyclr`` console script; returns the exit code."""
     try:
-        args = _parser().parse_args(argv)
+        # parse_known_args lets key=value overrides follow --out as well as precede it
+        args, extra = _parser().parse_known_args(argv)
+        if extra:
+            if args.command != "train" or any("=" not in item or item.startswith("-") for item in extra):
+                raise UserError(f"unrecognized arguments: {' '.join(extra)}; run 'noisyclr --help' for usage")
+            args.overrides = list(args.overrides) + extra
         if not args.command:
             _parser().print_help()
             return 2

@@ -1,5 +1,9 @@
 """Every loss of the library, once, as pure functions of tensors (no state, no config).
 
+* :mod:`.classification`: CE, soft CE, GCE, MAE, the negative-entropy penalty;
+* :mod:`.contrastive`: the PLR loss (flat and non-flat) with its reliable-negative mask, FlatNCE, InfoNCE/NT-Xent;
+* :mod:`.semi`: DivideMix/MixMatch pieces (sharpen, co-refine, co-guess, mixmatch, L_x/L_u, ramp-up, prior).
+
 Methods compose these; tests check each against hand-computed values.
 """
 
@@ -12,13 +16,36 @@ from .classification import (
     negative_entropy,
     soft_cross_entropy,
 )
+from .contrastive import flat_nce_loss, info_nce_loss, kappa_schedule, nt_xent, plr_loss, reliable_negative_mask
+from .semi import (
+    co_guess,
+    co_refine,
+    lambda_u_at,
+    mixmatch,
+    mixmatch_losses,
+    sharpen,
+    uniform_prior_penalty,
+)
 
 __all__ = [
     "CLASSIFICATION_LOSSES",
     "classification_loss",
+    "co_guess",
+    "co_refine",
     "cross_entropy",
+    "flat_nce_loss",
     "generalized_cross_entropy",
+    "info_nce_loss",
+    "kappa_schedule",
+    "lambda_u_at",
     "mean_absolute_error",
+    "mixmatch",
+    "mixmatch_losses",
     "negative_entropy",
+    "nt_xent",
+    "plr_loss",
+    "reliable_negative_mask",
+    "sharpen",
     "soft_cross_entropy",
+    "uniform_prior_penalty",
 ]

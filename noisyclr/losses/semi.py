@@ -1,0 +1,221 @@
+"""DivideMix / MixMatch pieces (spec §1.4): target refinement, sharpening, MixUp, the semi-supervised losses, the
+λ_u ramp-up and the uniform-prior penalty.
+
+Pure functions of tensors. Every random draw takes an explicit ``torch.Generator`` (never the global RNG) and uses
+a fixed number of draws per call, so a run restored with its generator state replays bit-exactly; the original
+code draws λ from numpy's unseeded global RNG and is not reproducible.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .classification import soft_cross_entropy
+
+__all__ = [
+    "co_guess",
+    "co_refine",
+    "lambda_u_at",
+    "linear_rampup",
+    "mixmatch",
+    "mixmatch_losses",
+    "sample_beta",
+    "sample_gamma",
+    "sharpen",
+    "uniform_prior_penalty",
+]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# targets
+# --------------------------------------------------------------------------------------------------------------
+
+
+def sharpen(p: torch.Tensor, T: float) -> torch.Tensor:
+    """Temperature sharpening ``Sharpen(p)_c = p_c^{1/T} / Σ_k p_k^{1/T}``. ``p`` (B, C) probabilities → (B, C).
+
+    Computed as ``softmax(log p / T)``: the same value, but it cannot underflow to 0/0 for a small T
+    (``p^{1/T}`` does for every class once ``p_max^{1/T}`` < 1e-38). Zero entries stay zero. DivideMix T = 0.5.
+    """
+    if T <= 0:
+        raise ValueError(f"sharpening temperature must be > 0, got {T}")
+    return torch.softmax(torch.log(p) / T, dim=1)
+
+
+def co_refine(p_views: Sequence[torch.Tensor], one_hot: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """DivideMix co-refinement of labeled targets: ``p = w·y + (1 − w)·p̄`` with ``p̄`` the mean over views.
+
+    Args:
+        p_views: list of ``(B, C)`` softmax probabilities of the net being trained on each weak view.
+        one_hot: ``(B, C)`` one-hot noisy labels ``y``.
+        w: ``(B,)`` clean probabilities (the *peer's* GMM posterior).
+
+    Returns:
+        ``(B, C)`` refined targets, **not** sharpened (callers apply :func:`sharpen`).
+    """
+    p_bar = torch.stack(list(p_views), dim=0).mean(dim=0)
+    w = w.to(p_bar.dtype).view(-1, 1)
+    return w * one_hot.to(p_bar.dtype) + (1.0 - w) * p_bar
+
+
+def co_guess(probs: Sequence[torch.Tensor]) -> torch.Tensor:
+    """DivideMix co-guessing of unlabeled targets: the mean of ``(B, C)`` probabilities (both nets × both views)."""
+    return torch.stack(list(probs), dim=0).mean(dim=0)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# generator-aware Gamma / Beta sampling
+# --------------------------------------------------------------------------------------------------------------
+
+#: Marsaglia–Tsang candidates drawn per variate. Its acceptance rate is ≥ 0.95 for shape ≥ 1 (the worst case is
+#: shape = 1), so all 16 candidates are rejected with probability < 0.05^16 ≈ 2e-21.
+_MT_CANDIDATES = 16
+
+
+def _log_gamma_sample(alpha: float, size: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
+    """``log X`` with ``X ~ Gamma(alpha, 1)``, float64 on ``generator.device``; see :func:`sample_gamma`."""
+    if not alpha > 0:
+        raise ValueError(f"Gamma shape must be > 0, got {alpha}")
+    dev = generator.device
+    boost = alpha < 1.0
+    a = alpha + 1.0 if boost else alpha  # Gamma(α) = Gamma(α + 1) · U^{1/α} for α < 1
+    d = a - 1.0 / 3.0
+    c = 1.0 / math.sqrt(9.0 * d)
+    shape = (*size, _MT_CANDIDATES)
+    x = torch.randn(shape, generator=generator, device=dev, dtype=torch.float64)
+    # 1 − U ∈ (0, 1]: log never sees 0
+    u = 1.0 - torch.rand(shape, generator=generator, device=dev, dtype=torch.float64)
+    v = (1.0 + c * x) ** 3
+    v_pos = v > 0
+    log_v = torch.log(torch.where(v_pos, v, 1.0))
+    accept = v_pos & (torch.log(u) < 0.5 * x * x + d - d * v + d * log_v)
+    # first accepted candidate (argmax returns the first maximal index); if none is accepted (p < 2e-21) fall back
+    # deterministically to v = 1, i.e. X = d ≈ the mode, instead of looping a data-dependent number of times
+    first = accept.to(torch.int32).argmax(dim=-1, keepdim=True)
+    log_x = math.log(d) + torch.where(accept.any(dim=-1), log_v.gather(-1, first).squeeze(-1), 0.0)
+    if boost:
+        u_boost = 1.0 - torch.rand(size, generator=generator, device=dev, dtype=torch.float64)
+        log_x = log_x + torch.log(u_boost) / alpha  # log space: U^{1/α} underflows for small α
+    return log_x
+
+
+def sample_gamma(alpha: float, *, generator: torch.Generator, size: tuple[int, ...] = ()) -> torch.Tensor:
+    """``Gamma(alpha, 1)`` samples of shape ``size`` (float64, on ``generator.device``) through ``generator``.
+
+    ``torch.distributions.Gamma`` / ``torch._standard_gamma`` take no generator, so this is Marsaglia & Tsang (2000)
+    vectorised with a **fixed** number of candidates (16 normals + 16 uniforms per variate, plus one uniform for
+    the α < 1 boost ``Gamma(α) = Gamma(α+1)·U^{1/α}``): the generator advances by an amount that depends only on
+    ``size`` and on whether α < 1, never on the values drawn, which is what bit-exact resumption needs. The first
+    accepted candidate is taken; if all 16 are rejected (probability < 2e-21) the variate is the deterministic
+    ``α − 1/3`` (shifted shape for α < 1). No host synchronisation.
+    """
+    return torch.exp(_log_gamma_sample(alpha, tuple(size), generator))
+
+
+def sample_beta(a: float, b: float, *, generator: torch.Generator, size: tuple[int, ...] = ()) -> torch.Tensor:
+    """``Beta(a, b)`` samples of shape ``size`` (float64, on ``generator.device``): ``X / (X + Y)``.
+
+    ``X ~ Gamma(a, 1)`` and ``Y ~ Gamma(b, 1)`` come from :func:`sample_gamma` (X drawn first). Computed as
+    ``sigmoid(log X − log Y)`` so that tiny Gamma variates (small a, b) cannot give 0/0.
+    """
+    size = tuple(size)
+    log_x = _log_gamma_sample(a, size, generator)
+    log_y = _log_gamma_sample(b, size, generator)
+    return torch.sigmoid(log_x - log_y)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# MixMatch
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _as_batch(x: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+    return x if isinstance(x, torch.Tensor) else torch.cat(list(x), dim=0)
+
+
+def mixmatch(
+    inputs: torch.Tensor | Sequence[torch.Tensor],
+    targets: torch.Tensor | Sequence[torch.Tensor],
+    alpha: float,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """DivideMix's MixUp over the whole MixMatch batch (labeled and unlabeled rows mix with each other).
+
+        λ ~ Beta(α, α),  λ' = max(λ, 1 − λ),  π = randperm(R)
+        X̃ = λ' X + (1 − λ') X[π],   Ỹ = λ' Y + (1 − λ') Y[π]
+
+    One λ per call. λ' ≥ ½ keeps each mixed row closer to its own row, so the first 2B rows stay "labeled".
+
+    Args:
+        inputs: ``(R, ...)`` tensor or a list concatenated along dim 0 (DivideMix: ``[x¹, x², u¹, u²]``, R = 4B).
+        targets: ``(R, C)`` tensor or list (``[t_x, t_x, t_u, t_u]``).
+        alpha: Beta parameter α > 0 (CIFAR 4, Clothing1M/WebVision 0.5).
+        generator: source of λ (see :func:`sample_beta`) and then of π, in that order; it should live on the
+            inputs' device (a CPU generator also works: λ and π are then copied over).
+
+    Returns:
+        ``(mixed_inputs (R, ...), mixed_targets (R, C), lam)`` with ``lam`` = λ' a 0-dim float32 tensor on the
+        inputs' device (no host sync; call ``float(lam)`` only for logging).
+    """
+    x = _as_batch(inputs)
+    y = _as_batch(targets)
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"inputs and targets must have the same number of rows, got {x.shape[0]} and {y.shape[0]}")
+    lam = sample_beta(alpha, alpha, generator=generator)
+    lam = torch.maximum(lam, 1.0 - lam).to(device=x.device, dtype=torch.float32)
+    perm = torch.randperm(x.shape[0], generator=generator, device=generator.device).to(x.device)
+    lx = lam.to(x.dtype)
+    ly = lam.to(y.dtype)
+    mixed_x = lx * x + (1.0 - lx) * x[perm]
+    mixed_y = ly * y + (1.0 - ly) * y[perm]
+    return mixed_x, mixed_y, lam
+
+
+def mixmatch_losses(
+    logits_x: torch.Tensor, targets_x: torch.Tensor, logits_u: torch.Tensor, targets_u: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """DivideMix's ``SemiLoss``: ``(L_x, L_u)``.
+
+        L_x = −(1/R_x) Σ_i Σ_c Ỹ_ic log softmax(z_i)_c                    (soft CE over the labeled rows)
+        L_u = (1/(R_u·C)) Σ_i Σ_c (softmax(z_i)_c − Ỹ_ic)²                 (MSE over rows **and** classes)
+
+    The papers write L_u with a squared L2 norm (a sum over classes); the code takes the mean over classes too, and
+    the published λ_u values are calibrated to that ``/C`` convention, which we keep.
+
+    Args:
+        logits_x: ``(R_x, C)``; targets_x: ``(R_x, C)`` mixed soft targets.
+        logits_u: ``(R_u, C)``; targets_u: ``(R_u, C)``.
+    """
+    l_x = soft_cross_entropy(logits_x, targets_x, reduction="mean")
+    l_u = ((torch.softmax(logits_u.float(), dim=1) - targets_u) ** 2).mean()
+    return l_x, l_u
+
+
+def linear_rampup(current: float, warm_up: int, rampup_length: int = 16) -> float:
+    """``clip((current − warm_up) / rampup_length, 0, 1)``; ``current`` = epoch + batch_idx / num_iter (a float)."""
+    return min(max((current - warm_up) / rampup_length, 0.0), 1.0)
+
+
+def lambda_u_at(t: float, warm_up: int, lambda_u: float, length: int = 16) -> float:
+    """Ramped unlabeled-loss weight ``λ_u(t) = λ_u · clip((t − warm_up)/length, 0, 1)``.
+
+    DivideMix's ``linear_rampup``; ``t`` = epoch + batch_idx / num_iter.
+    """
+    return lambda_u * linear_rampup(t, warm_up, length)
+
+
+def uniform_prior_penalty(logits: torch.Tensor) -> torch.Tensor:
+    """DivideMix regulariser ``L_reg = Σ_c π_c log(π_c / p̄_c)`` = KL(π ‖ p̄), π uniform, p̄ = mean softmax.
+
+    Penalises a batch whose average prediction drifts from uniform (prevents collapsing every sample onto one
+    class). ``logits`` ``(M, C)`` (DivideMix: all 4B mixed rows) → scalar ≥ 0, 0 iff p̄ is uniform.
+    ``log p̄`` is taken as ``logsumexp_i log softmax(z_i) − log M`` so that a class with vanishing mean probability
+    gives a large finite penalty rather than ``log 0``.
+    """
+    m, c = logits.shape
+    log_p_bar = torch.logsumexp(F.log_softmax(logits.float(), dim=1), dim=0) - math.log(m)
+    return (-math.log(c) - log_p_bar).sum() / c
