@@ -10,3 +10,6 @@ __all__ = [
     "View", "Normalize", "RandomCrop", "RandomHFlip", "CenterCrop",
     "VIEWS", "build_view", "make_views", "register_view",
 ]
+
+# registers the strong views (AutoAugment "strong" / "strong_imagenet", "randaug")
+from noisyclr.augment import autoaugment  # noqa: E402,F401
