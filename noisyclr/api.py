@@ -1,7 +1,7 @@
 """The Python API: the same operations as the CLI, as functions.
 
 >>> from noisyclr import api
->>> run = api.train("digits-standard-ce-sym50", ["train.epochs=3"], out_dir="runs/ce")
+>>> run = api.train("standard-ce-digits-sym50", ["train.epochs=3"], out_dir="runs/ce")
 >>> run.summary["test_acc_last"]
 """
 

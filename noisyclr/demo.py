@@ -15,8 +15,8 @@ from .engine import run_training
 from .errors import UserError
 
 DEMO_PRESETS = (
-    ("CE", "digits-standard-ce-sym50"),
-    ("GCE (q=0.7)", "digits-standard-gce-sym50"),
+    ("CE", "standard-ce-digits-sym50"),
+    ("GCE (q=0.7)", "standard-gce-digits-sym50"),
 )
 
 

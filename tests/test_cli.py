@@ -33,7 +33,7 @@ def assert_one_line_error(code, err, needle):
 
 def test_train_evaluate_presets_datasets(tmp_path, capsys):
     out = tmp_path / "run"
-    code, stdout, _ = run_cli(capsys, "train", "digits-standard-ce-sym50", *TINY, "--out", str(out))
+    code, stdout, _ = run_cli(capsys, "train", "standard-ce-digits-sym50", *TINY, "--out", str(out))
     assert code == 0 and "test acc last" in stdout
     code, stdout, _ = run_cli(capsys, "evaluate", str(out))
     assert code == 0
@@ -41,7 +41,7 @@ def test_train_evaluate_presets_datasets(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert evaluated["test_acc"] == pytest.approx(summary["test_acc_last"])
     code, stdout, _ = run_cli(capsys, "presets")
-    assert code == 0 and "digits-standard-ce-sym50" in stdout
+    assert code == 0 and "standard-ce-digits-sym50" in stdout
     code, stdout, _ = run_cli(capsys, "datasets")
     assert code == 0 and "folder" in stdout and "digits" in stdout
 
@@ -49,11 +49,11 @@ def test_train_evaluate_presets_datasets(tmp_path, capsys):
 @pytest.mark.parametrize(
     "args, needle",
     [
-        (["train", "digits-standard-ce-sym50", "train.lrr=1", "--out", "{tmp}/x"], "did you mean 'train.lr'"),
-        (["train", "digits-standard-ce-sym50", "noise.rate=2", "--out", "{tmp}/x"], "noise.rate must be in [0, 1]"),
-        (["train", "digits-standard-ce-sym50", "dataset.name=folder", "dataset.root={tmp}/nowhere", "--out", "{tmp}/x"], "nowhere"),
+        (["train", "standard-ce-digits-sym50", "train.lrr=1", "--out", "{tmp}/x"], "did you mean 'train.lr'"),
+        (["train", "standard-ce-digits-sym50", "noise.rate=2", "--out", "{tmp}/x"], "noise.rate must be in [0, 1]"),
+        (["train", "standard-ce-digits-sym50", "dataset.name=folder", "dataset.root={tmp}/nowhere", "--out", "{tmp}/x"], "nowhere"),
         (["train", "no-such-preset", "--out", "{tmp}/x"], "no preset"),
-        (["train", "digits-standard-ce-sym50"], "--out"),
+        (["train", "standard-ce-digits-sym50"], "--out"),
         (["train", "--resume", "{tmp}/empty"], "does not exist"),
         (["evaluate", "{tmp}"], "config.yaml"),
         (["frobnicate"], "invalid choice"),
@@ -67,7 +67,7 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys, args, needle):
 
 def test_resume_without_or_with_corrupt_checkpoint(tmp_path, capsys):
     out = tmp_path / "run"
-    assert run_cli(capsys, "train", "digits-standard-ce-sym50", *TINY, "--out", str(out))[0] == 0
+    assert run_cli(capsys, "train", "standard-ce-digits-sym50", *TINY, "--out", str(out))[0] == 0
     ckpt = out / "checkpoint.pt"
     good = ckpt.read_bytes()
     ckpt.write_bytes(good[: len(good) // 3])
@@ -82,7 +82,7 @@ def test_resume_without_or_with_corrupt_checkpoint(tmp_path, capsys):
 
 def test_console_script_entry_point_exit_code(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "noisyclr", "train", "digits-standard-ce-sym50", "noise.rate=1.5", "--out", str(tmp_path / "x")],
+        [sys.executable, "-m", "noisyclr", "train", "standard-ce-digits-sym50", "noise.rate=1.5", "--out", str(tmp_path / "x")],
         capture_output=True, text=True,
     )
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr

@@ -6,7 +6,7 @@ from noisyclr.errors import UserError
 
 
 def test_preset_loads_with_inheritance_and_overrides():
-    cfg = load_config("digits-standard-gce-sym50", ["train.epochs=3", "noise.rate=0.2", "train.milestones=[1,2]"])
+    cfg = load_config("standard-gce-digits-sym50", ["train.epochs=3", "noise.rate=0.2", "train.milestones=[1,2]"])
     assert cfg.method.name == "standard" and cfg.method.loss == "gce" and cfg.method.q == 0.7
     assert cfg.noise.kind == "sym" and cfg.noise.rate == 0.2  # inherited kind, overridden rate
     assert cfg.train.epochs == 3 and cfg.train.milestones == [1, 2]
@@ -14,7 +14,7 @@ def test_preset_loads_with_inheritance_and_overrides():
 
 
 def test_int_accepted_for_float_and_roundtrip(tmp_path):
-    cfg = load_config("digits-standard-ce-sym50", ["train.lr=1"])
+    cfg = load_config("standard-ce-digits-sym50", ["train.lr=1"])
     assert isinstance(cfg.train.lr, float) and cfg.train.lr == 1.0
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(config_to_dict(cfg)))
@@ -40,19 +40,19 @@ def test_int_accepted_for_float_and_roundtrip(tmp_path):
 )
 def test_bad_config_is_one_clear_line(override, needle):
     with pytest.raises(UserError) as info:
-        load_config("digits-standard-ce-sym50", [override])
+        load_config("standard-ce-digits-sym50", [override])
     message = str(info.value)
     assert needle in message and "\n" not in message
 
 
 def test_unknown_preset_suggests_closest():
-    with pytest.raises(UserError, match="did you mean 'digits-standard-ce-sym50'"):
-        load_config("digits-standard-ce-sym5")
+    with pytest.raises(UserError, match="did you mean 'standard-ce-digits-sym50'"):
+        load_config("standard-ce-digits-sym5")
 
 
 def test_every_shipped_preset_validates():
     names = [name for name, _ in list_presets()]
-    assert "digits-standard-ce-sym50" in names
+    assert "standard-ce-digits-sym50" in names
     for name, desc in list_presets():
         assert desc, f"preset {name} has no description"
         load_config(name)

@@ -26,7 +26,7 @@ TINY = [
 
 
 def tiny(*extra):
-    return load_config("digits-standard-ce-sym50", TINY + list(extra))
+    return load_config("standard-ce-digits-sym50", TINY + list(extra))
 
 
 def test_run_folder_contract(tmp_path):

@@ -6,10 +6,14 @@ import difflib
 
 from ..errors import UserError
 from .base import Method, MethodConfig
+from .dividemix import DivideMix
+from .plremix import PLReMix
 from .standard import Standard
 
 METHODS: dict[str, type[Method]] = {
     "standard": Standard,
+    "dividemix": DivideMix,
+    "plremix": PLReMix,
 }
 
 

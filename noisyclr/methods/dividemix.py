@@ -1,0 +1,277 @@
+"""Method ``dividemix`` (Li, Socher & Hoi, ICLR 2020): co-divided two-network training with MixMatch.
+
+Per epoch (spec ``dividemix_plremix_bptplr.md`` §1.2):
+
+* warm-up (``epoch < warmup_epochs``): each net, in turn, one pass of CE on the given labels over all data with
+  batch 2B (+ the negative-entropy confidence penalty under asymmetric noise);
+* afterwards, at the start of the epoch, each net scores every training sample (eval pass, test view, per-sample
+  CE) and a 2-component GMM on the min-max-normalised losses gives its clean probability w (§1.3);
+* co-divide: net1 is trained on the division of net2 (labeled {w₂ > p_thr} with weights w₂, the rest unlabeled),
+  then net2 on net1's division — net2's step sees the already-updated net1 as its peer;
+* each semi-supervised step (§1.4): co-refined labeled targets, co-guessed unlabeled targets, sharpening with T,
+  MixMatch over all 4B rows with λ' = max(λ, 1−λ), ``L = L_x + λ_u(t)·L_u + L_reg``.
+
+The test prediction is the ensemble ``argmax(logits₁ + logits₂)``.
+
+Deviations from the reference code, each deliberate:
+
+* λ and the MixMatch permutation come from the run's seeded device generator, not NumPy's unseeded global RNG, so
+  runs are reproducible and resumable bit-exactly.
+* The GMM is fitted with a fixed ``random_state`` (the reference passes none); ``method.gmm_backend=torch`` fits it
+  on the training device instead of scikit-learn.
+* If the unlabeled set has fewer than 2 samples (nearly all labels judged clean), unlabeled batches are drawn from
+  the whole training set instead of crashing (the reference's iterator would fail on an empty set).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import UserError
+from ..losses import cross_entropy, negative_entropy
+from ..losses.semi import co_guess, co_refine, lambda_u_at, mixmatch, mixmatch_losses, sharpen, uniform_prior_penalty
+from ..metrics import clean_auc, selection_scores
+from ..selection import SELECTION_BACKENDS, clean_probability_1d
+from .base import Method, MethodConfig
+
+
+@dataclass
+class DivideMixConfig(MethodConfig):
+    warmup_epochs: int = 10  # CIFAR-10 10, CIFAR-100 30
+    warmup_batch_size: int | None = None  # null = 2 x train.batch_size, as the reference
+    lambda_u: float = 25.0  # unlabeled-loss weight (per-setting values in the presets)
+    p_threshold: float = 0.5  # clean-probability threshold of the labeled set
+    temperature: float = 0.5  # sharpening temperature T
+    alpha: float = 4.0  # Beta(α, α) of MixMatch
+    rampup_length: int = 16  # epochs of the linear λ_u ramp-up after warm-up
+    warmup_penalty: bool | None = None  # negative-entropy penalty in warm-up; null = on for asym noise
+    loss_average_last: int = 0  # average the normalised losses of the last k epochs (5 at 90% noise)
+    gmm_backend: str = "sklearn"  # sklearn (parity with the reference) | torch (on the training device)
+    drop_last: bool = False  # drop the last partial labeled batch (DivideMix: no; PLReMix: yes)
+
+    CHOICES = {"gmm_backend": SELECTION_BACKENDS}
+
+    def check(self, cfg) -> None:
+        if not 0.0 <= self.p_threshold <= 1.0:
+            raise UserError(f"method.p_threshold must be in [0, 1], got {self.p_threshold}")
+        if self.temperature <= 0 or self.alpha <= 0:
+            raise UserError("method.temperature and method.alpha must be positive")
+        if self.warmup_epochs < 0:
+            raise UserError(f"method.warmup_epochs must be >= 0, got {self.warmup_epochs}")
+
+
+class DivideMix(Method):
+    Config = DivideMixConfig
+    description = "two networks, per-sample loss GMM, co-divide, MixMatch (Li et al. 2020)"
+    divides = True
+    # names of the views of a semi-supervised batch: two weak views for targets and for MixMatch
+    semi_views = ("weak", "weak")
+    warmup_views = ("weak",)
+
+    def __init__(self, cfg, ctx):
+        super().__init__(cfg, ctx)
+        self.nets = [self.build_net() for _ in range(2)]
+        self.optimizers = [ctx.sgd(net.parameters()) for net in self.nets]
+        self.forwards = [ctx.compiled(net) for net in self.nets]
+        self.loss_history: list[list[torch.Tensor]] = [[], []]
+        self.last_division: list[torch.Tensor | None] = [None, None]
+
+    def build_net(self):
+        return self.ctx.build_network()
+
+    @property
+    def warmup_penalty(self) -> bool:
+        flag = self.mcfg.warmup_penalty
+        return self.cfg.noise.kind == "asym" if flag is None else flag
+
+    # ---------------------------------------------------------------------------------------------- epoch
+    def train_epoch(self, epoch: int) -> dict:
+        for opt in self.optimizers:
+            self.ctx.schedule(opt, epoch)  # the seeds set the learning rate once per epoch
+        if epoch < self.mcfg.warmup_epochs:
+            out = [self.warmup(k, epoch) for k in (0, 1)]
+            stats = {"phase": "warmup"}
+            self.after_warmup_epoch(epoch)
+        else:
+            probs = [self.divide(k, epoch) for k in (0, 1)]
+            stats = {"phase": "semi", **self.division_metrics(probs)}
+            out = []
+            for k in (0, 1):
+                peer = 1 - k
+                out.append(self.train_semi(k, peer, probs[peer], epoch))
+                self.after_train(k, epoch)
+        stats["train_loss"] = sum(o["loss"] for o in out) / len(out)
+        stats["images"] = sum(o["images"] for o in out)
+        stats["lr"] = self.optimizers[0].param_groups[0]["lr"]
+        return stats
+
+    def after_warmup_epoch(self, epoch: int) -> None:
+        """Hook after both nets' warm-up pass (PLReMix initialises prototypes here)."""
+
+    def after_train(self, k: int, epoch: int) -> None:
+        """Hook after net ``k``'s semi-supervised pass (PLReMix updates prototypes here)."""
+
+    # ---------------------------------------------------------------------------------------------- warm-up
+    def warmup_loss(self, k: int, batch) -> torch.Tensor:
+        """CE on the given labels (+ the negative-entropy penalty under asymmetric noise)."""
+        with self.ctx.autocast():
+            logits = self.forwards[k](batch.views[0])
+        loss = cross_entropy(logits, batch.labels, reduction="mean")
+        if self.warmup_penalty:
+            loss = loss + negative_entropy(logits)
+        return loss
+
+    def warmup(self, k: int, epoch: int) -> dict:
+        ctx, net, opt = self.ctx, self.nets[k], self.optimizers[k]
+        bs = self.mcfg.warmup_batch_size or 2 * self.cfg.train.batch_size
+        views = ctx.views(self.warmup_views)
+        net.train()
+        total, images = torch.zeros((), device=ctx.device), 0
+        batches = ctx.train.batches(bs, views, ctx.generator)
+        for batch in ctx.progress(batches, ctx.train.num_batches(bs), f"warmup net{k + 1} ep{epoch + 1}"):
+            loss = self.warmup_loss(k, batch)
+            ctx.step(loss, opt)
+            total += loss.detach() * len(batch)
+            images += len(batch)
+        return {"loss": float(total) / max(images, 1), "images": images}
+
+    # ---------------------------------------------------------------------------------------------- division
+    def divide(self, k: int, epoch: int) -> torch.Tensor:
+        """Clean probability ``(N,)`` of every training sample according to net ``k`` (§1.3)."""
+        (logits,) = self.ctx.eval_logits([self.nets[k]], self.ctx.train)
+        losses = cross_entropy(logits, self.ctx.train.labels)
+        prob, _ = clean_probability_1d(
+            losses, history=self.history(k), average_last=self.mcfg.loss_average_last, backend=self.mcfg.gmm_backend
+        )
+        self.last_division[k] = prob
+        return prob
+
+    def history(self, k: int) -> list[torch.Tensor] | None:
+        """Net ``k``'s list of earlier normalised losses, trimmed to what averaging reads (None: no averaging)."""
+        keep = self.mcfg.loss_average_last
+        if keep <= 1:
+            return None
+        del self.loss_history[k][: -(keep - 1) or None]  # the call appends this epoch's vector
+        return self.loss_history[k]
+
+    def division_metrics(self, probs: list[torch.Tensor]) -> dict:
+        """Size, precision and recall of the labeled set and AUC of the clean probability, when truth is known.
+
+        The headline keys score the mean of the two nets' clean probabilities (what ``labels.csv`` reports);
+        ``_net1``/``_net2`` keys score each net's own division.
+        """
+        thr = self.mcfg.p_threshold
+        mean = (probs[0] + probs[1]) / 2
+        out = {"labeled_size": int((mean > thr).sum())}
+        is_clean = self.ctx.train.is_clean
+        if is_clean is None:
+            return out
+        out.update(selection_scores(mean > thr, is_clean))
+        out["clean_auc"] = clean_auc(mean, is_clean)
+        for k, prob in enumerate(probs, 1):
+            scores = selection_scores(prob > thr, is_clean)
+            out[f"labeled_size_net{k}"] = scores["labeled_size"]
+            out[f"label_precision_net{k}"] = scores["label_precision"]
+            out[f"label_recall_net{k}"] = scores["label_recall"]
+            out[f"clean_auc_net{k}"] = clean_auc(prob, is_clean)
+        return out
+
+    # ---------------------------------------------------------------------------------------------- semi
+    def split(self, prob: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Global indices of the labeled set {w > p_thr} and of the unlabeled rest."""
+        labeled = prob > self.mcfg.p_threshold
+        return labeled.nonzero().squeeze(1), (~labeled).nonzero().squeeze(1)
+
+    def train_semi(self, k: int, peer: int, prob: torch.Tensor, epoch: int) -> dict:
+        """One epoch of net ``k`` on the division ``prob`` of net ``peer``: one pass over the labeled set."""
+        ctx = self.ctx
+        net, peer_net, opt = self.nets[k], self.nets[peer], self.optimizers[k]
+        bs = self.cfg.train.batch_size
+        labeled, unlabeled = self.split(prob)
+        if len(unlabeled) < 2:
+            unlabeled = torch.arange(len(ctx.train), device=ctx.device)
+        if len(labeled) < 2:
+            return {"loss": 0.0, "images": 0}
+        views = ctx.views(self.semi_views)
+        num_iter = len(labeled) // bs + 1  # the reference's ramp-up denominator
+        net.train()
+        peer_net.eval()
+        u_iter = iter(())
+        total, images, steps = torch.zeros((), device=ctx.device), 0, 0
+        drop_last = self.mcfg.drop_last
+        x_batches = ctx.train.batches(bs, views, ctx.generator, subset=labeled, drop_last=drop_last)
+        n_steps = ctx.train.num_batches(bs, len(labeled), drop_last=drop_last)
+        for step, xb in enumerate(ctx.progress(x_batches, n_steps, f"net{k + 1} ep{epoch + 1}")):
+            ub = next(u_iter, None)
+            if ub is None:  # the unlabeled iterator restarts when exhausted
+                u_iter = ctx.train.batches(bs, views, ctx.generator, subset=unlabeled, drop_last=drop_last)
+                ub = next(u_iter, None)
+                if ub is None:  # unlabeled set smaller than one batch with drop_last: take it whole
+                    u_iter = ctx.train.batches(bs, views, ctx.generator, subset=unlabeled)
+                    ub = next(u_iter)
+            t = epoch + step / num_iter
+            loss = self.semi_loss(k, peer, xb, ub, prob.index_select(0, xb.indices), t, epoch)
+            ctx.step(loss, opt)
+            total += loss.detach()
+            images += len(xb) + len(ub)
+            steps += 1
+        return {"loss": float(total) / max(steps, 1), "images": images}
+
+    @torch.no_grad()
+    def targets(self, k: int, peer: int, xb, ub, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sharpened co-refined labeled targets and co-guessed unlabeled targets, from the two weak views.
+
+        The trained net stays in train mode (as the reference: these passes update its BN running statistics);
+        the peer is in eval mode.
+        """
+        net, peer_net = self.forwards[k], self.forwards[peer]
+        T = self.mcfg.temperature
+        x1, x2 = xb.views[0], xb.views[1]
+        u1, u2 = ub.views[0], ub.views[1]
+        with self.ctx.autocast():
+            pu = [net(u1), net(u2), peer_net(u1), peer_net(u2)]
+            px = [net(x1), net(x2)]
+        pu = [torch.softmax(z.float(), 1) for z in pu]
+        px = [torch.softmax(z.float(), 1) for z in px]
+        targets_u = sharpen(co_guess(pu), T)
+        one_hot = F.one_hot(xb.labels, self.ctx.num_classes).float()
+        targets_x = sharpen(co_refine(px, one_hot, w.float()), T)
+        return targets_x, targets_u
+
+    def mix_inputs(self, xb, ub) -> list[torch.Tensor]:
+        """The 4 image blocks MixMatch mixes: DivideMix mixes the same two weak views."""
+        return [xb.views[0], xb.views[1], ub.views[0], ub.views[1]]
+
+    def semi_loss(self, k: int, peer: int, xb, ub, w: torch.Tensor, t: float, epoch: int) -> torch.Tensor:
+        """``L_x + λ_u(t)·L_u + L_reg`` of one MixMatch step (§1.4)."""
+        targets_x, targets_u = self.targets(k, peer, xb, ub, w)
+        n_x = 2 * len(xb)
+        inputs = self.mix_inputs(xb, ub)
+        mixed_x, mixed_y, _ = mixmatch(inputs, [targets_x, targets_x, targets_u, targets_u], self.mcfg.alpha, self.ctx.generator)
+        with self.ctx.autocast():
+            logits = self.forwards[k](mixed_x)
+        l_x, l_u = mixmatch_losses(logits[:n_x], mixed_y[:n_x], logits[n_x:], mixed_y[n_x:])
+        lam_u = lambda_u_at(t, self.mcfg.warmup_epochs, self.mcfg.lambda_u, self.mcfg.rampup_length)
+        return l_x + lam_u * l_u + uniform_prior_penalty(logits)
+
+    # ---------------------------------------------------------------------------------------------- outputs
+    def sample_report(self) -> dict:
+        """Final division by the trained nets: mean clean probability and the ensemble's predicted label."""
+        ctx = self.ctx
+        logits = ctx.eval_logits(self.nets, ctx.train)
+        probs = [self.divide(k, ctx.cfg.train.epochs) for k in (0, 1)]
+        return {
+            "clean_prob": ((probs[0] + probs[1]) / 2).cpu().numpy(),
+            "predicted_label": (logits[0] + logits[1]).argmax(1).cpu().numpy(),
+        }
+
+    def extra_state(self) -> dict:
+        return {"loss_history": [list(h) for h in self.loss_history]}
+
+    def load_extra_state(self, state: dict) -> None:
+        history = state.get("loss_history")
+        if history is not None:
+            self.loss_history = [[t.to(self.ctx.device) for t in h] for h in history]

@@ -1,0 +1,188 @@
+"""Method ``plremix`` (Liu, Zhou, Yue & Cheng, WACV 2025): DivideMix + the PLR contrastive loss + a 2-D GMM.
+
+What it adds to :mod:`.dividemix` (spec ``dividemix_plremix_bptplr.md`` §2, §3):
+
+* a projector ``Linear(d, d) → ReLU → Linear(d, 128)`` with L2-normalised output, and per net a prototype matrix
+  ``P ∈ R^{C×128}`` (unit rows, no gradient);
+* warm-up: CE on a weak view + the FlatNCE (or InfoNCE) loss on two strong views, τ = 0.1 (§2.3); the prototypes
+  are initialised from noisy-label class means at the end of the last warm-up epoch (§2.5);
+* division: a full-covariance 2-component GMM on (classifier CE, prototype CE), each min-max normalised; the clean
+  component is the one nearest the origin (§2.4);
+* semi-supervised step: targets from the two weak views, MixMatch on the two **strong** views, plus
+  ``λ_c · L_PLR`` on the unmixed strong views of labeled and unlabeled samples with the reliable-negative mask from
+  the peer's stored logits and top-κ pseudo-labels (κ 3→2→1 at epochs 40/70) (§2.6, §3);
+* after each net's pass: class-aware self-adaptive selection and the prototype EMA (§2.5, §2.7).
+
+Deviations and switches (also in ``docs/methods/plremix.md``):
+
+* ``prototype_source=peer`` (default) reproduces the reference, which updates a net's prototypes with the *peer's*
+  embeddings and predictions; ``own`` uses the net's own eval pass, which keeps each prototype matrix in its own
+  embedding space.
+* ``warmup_contrastive=infonce`` is a proper InfoNCE; the reference's ``--crl plr`` warm-up on CIFAR pushes
+  positives apart (spec §2.3 quirk), so we do not reproduce that path.
+* Indices are global everywhere (the reference's Clothing1M/WebVision index bugs do not apply).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import UserError
+from ..losses import cross_entropy
+from ..losses.contrastive import flat_nce_loss, info_nce_loss, kappa_schedule, plr_loss, reliable_negative_mask
+from ..prototypes import AdaptiveThreshold, ema_update_prototypes, init_prototypes, prototype_logits
+from ..selection import clean_probability_2d
+from .dividemix import DivideMix, DivideMixConfig
+
+
+@dataclass
+class PLReMixConfig(DivideMixConfig):
+    drop_last: bool = True  # PLReMix's loaders drop the last partial batch
+    proj_dim: int = 128
+    contrastive: str = "flat_plr"  # flat_plr (CIFAR/Tiny) | plr (Clothing1M/WebVision, BPT-PLR)
+    lambda_c: float = 1.0  # weight of the PLR loss
+    plr_temperature: float = 1.0
+    warmup_contrastive: str = "flatnce"  # flatnce | infonce | none
+    warmup_temperature: float = 0.1
+    proto_temperature: float = 0.1
+    proto_momentum: float = 0.99
+    semi_momentum: float = 0.99  # EMA of the self-adaptive thresholds
+    kappa: int = 3  # top-κ pseudo-labels at the start
+    kappa_milestones: list[int] = field(default_factory=lambda: [40, 70])  # κ drops by one at each
+    prototype_source: str = "peer"  # peer (reference) | own
+    strong_view: str = "strong"  # strong (CIFAR AutoAugment) | strong_imagenet | randaug | weak
+    adaptive_selection: bool = True  # class-aware self-adaptive prototype selection (HEAD b0c4ec3)
+
+    CHOICES = {
+        **DivideMixConfig.CHOICES,
+        "contrastive": ("flat_plr", "plr"),
+        "warmup_contrastive": ("flatnce", "infonce", "none"),
+        "prototype_source": ("peer", "own"),
+        "strong_view": ("strong", "strong_imagenet", "randaug", "weak"),
+    }
+
+    def check(self, cfg) -> None:
+        super().check(cfg)
+        if self.kappa < 0:
+            raise UserError(f"method.kappa must be >= 0, got {self.kappa}")
+
+
+class PLReMix(DivideMix):
+    Config = PLReMixConfig
+    description = "DivideMix + Pseudo-Label Relaxed contrastive loss + 2-D GMM with prototypes (Liu et al. 2025)"
+
+    def __init__(self, cfg, ctx):
+        m = cfg.method
+        self.semi_views = ("weak", "weak", m.strong_view, m.strong_view)
+        self.warmup_views = ("weak", m.strong_view, m.strong_view)
+        super().__init__(cfg, ctx)
+        self.prototypes: list[torch.Tensor | None] = [None, None]
+        self.threshold = AdaptiveThreshold(ctx.num_classes, momentum=m.semi_momentum, device=ctx.device)
+        self.info: list[dict | None] = [None, None]  # per net: eval-pass outputs of this epoch
+
+    def build_net(self):
+        # PLReMix's projector: Linear(d, d) -> ReLU -> Linear(d, 128), no batch norm
+        return self.ctx.build_network(proj_dim=self.mcfg.proj_dim, proj_bn=False)
+
+    def embed(self, k: int, x: torch.Tensor) -> torch.Tensor:
+        """L2-normalised projection ``z`` of images ``x`` by net ``k``."""
+        net = self.forwards[k]
+        return F.normalize(net.project(net.forward_features(x)).float(), dim=1)
+
+    # ---------------------------------------------------------------------------------------------- warm-up
+    def warmup_loss(self, k: int, batch) -> torch.Tensor:
+        loss = super().warmup_loss(k, batch)
+        kind = self.mcfg.warmup_contrastive
+        if kind == "none":
+            return loss
+        n = len(batch)
+        with self.ctx.autocast():
+            z = self.embed(k, torch.cat([batch.views[1], batch.views[2]]))
+        features = torch.stack([z[:n], z[n:]], dim=1)
+        fn = flat_nce_loss if kind == "flatnce" else info_nce_loss
+        return loss + fn(features, temperature=self.mcfg.warmup_temperature)
+
+    def after_warmup_epoch(self, epoch: int) -> None:
+        if epoch == self.mcfg.warmup_epochs - 1:
+            self.init_prototypes()
+
+    @torch.no_grad()
+    def init_prototypes(self) -> None:
+        """P_c = normalize(mean of eval-pass embeddings with noisy label c), for both nets (§2.5)."""
+        ctx = self.ctx
+        zs = ctx.eval_pass(self.nets, ctx.train, forward=lambda net, x: F.normalize(net.project(net.forward_features(x)).float(), dim=1))
+        self.prototypes = [init_prototypes(z, ctx.train.labels, ctx.num_classes) for z in zs]
+
+    # ---------------------------------------------------------------------------------------------- division
+    @torch.no_grad()
+    def divide(self, k: int, epoch: int) -> torch.Tensor:
+        """2-D GMM clean probability of net ``k`` (§2.4); stores its logits, pseudo-labels, prototype logits, z."""
+        ctx = self.ctx
+        if self.prototypes[k] is None:  # no warm-up epochs: initialise from the untrained nets
+            self.init_prototypes()
+
+        def forward(net, x):
+            logits, feats, proj = net.forward_all(x)
+            return logits, F.normalize(proj.float(), dim=1)
+
+        ((logits, z),) = ctx.eval_pass([self.nets[k]], ctx.train, forward=forward)
+        g = prototype_logits(z, self.prototypes[k], temperature=self.mcfg.proto_temperature)
+        labels = ctx.train.labels
+        prob, _ = clean_probability_2d(
+            cross_entropy(logits, labels),
+            cross_entropy(g, labels),
+            backend=self.mcfg.gmm_backend,
+            cls_history=self.history(k),
+            average_last=self.mcfg.loss_average_last,
+        )
+        self.info[k] = {"logits": logits, "pseudo": logits.argmax(1), "proto_logits": g, "z": z}
+        self.last_division[k] = prob
+        return prob
+
+    # ---------------------------------------------------------------------------------------------- semi
+    def mix_inputs(self, xb, ub) -> list[torch.Tensor]:
+        """PLReMix mixes the strong views (weak views only give the targets)."""
+        return [xb.views[2], xb.views[3], ub.views[2], ub.views[3]]
+
+    def semi_loss(self, k: int, peer: int, xb, ub, w: torch.Tensor, t: float, epoch: int) -> torch.Tensor:
+        loss = super().semi_loss(k, peer, xb, ub, w, t, epoch)
+        if self.mcfg.lambda_c == 0:
+            return loss
+        idx = torch.cat([xb.indices, ub.indices])
+        kappa = kappa_schedule(epoch, tuple(self.mcfg.kappa_milestones), self.mcfg.kappa)
+        mask = reliable_negative_mask(self.info[peer]["logits"].index_select(0, idx), self.ctx.train.labels.index_select(0, idx), kappa)
+        n = len(idx)
+        with self.ctx.autocast():
+            z = self.embed(k, torch.cat([xb.views[2], ub.views[2], xb.views[3], ub.views[3]]))
+        features = torch.stack([z[:n], z[n:]], dim=1)
+        plr = plr_loss(features, mask, temperature=self.mcfg.plr_temperature, flat=self.mcfg.contrastive == "flat_plr")
+        return loss + self.mcfg.lambda_c * plr
+
+    @torch.no_grad()
+    def after_train(self, k: int, epoch: int) -> None:
+        """Self-adaptive selection, then the prototype EMA of net ``k`` (§2.5, §2.7)."""
+        source = self.info[1 - k] if self.mcfg.prototype_source == "peer" else self.info[k]
+        if self.mcfg.adaptive_selection:
+            selected = self.threshold.update_and_select(source["proto_logits"], source["logits"], epoch, self.cfg.train.epochs)
+        else:
+            selected = None
+        self.prototypes[k] = ema_update_prototypes(
+            self.prototypes[k], source["z"], source["pseudo"], selected, momentum=self.mcfg.proto_momentum
+        )
+
+    # ---------------------------------------------------------------------------------------------- state
+    def extra_state(self) -> dict:
+        state = super().extra_state()
+        state["prototypes"] = [p for p in self.prototypes if p is not None]
+        state["threshold"] = self.threshold.state_dict()
+        return state
+
+    def load_extra_state(self, state: dict) -> None:
+        super().load_extra_state(state)
+        protos = state.get("prototypes") or []
+        self.prototypes = [p.to(self.ctx.device) for p in protos] if len(protos) == 2 else [None, None]
+        if "threshold" in state:
+            self.threshold.load_state_dict(state["threshold"])
