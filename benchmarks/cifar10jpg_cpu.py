@@ -24,7 +24,7 @@ from noisyclr.data.sources import load_dataset
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--root", default="../shared/data/cifar10-jpg")
-    p.add_argument("--preset", default="cifar10jpg-standard-ce-sym50")
+    p.add_argument("--preset", default="standard-ce-cifar10jpg-sym50")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("overrides", nargs="*")
     args = p.parse_args()
