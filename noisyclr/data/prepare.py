@@ -72,7 +72,9 @@ def prepare_data(cfg: Config) -> PreparedData:
     if d.test_limit:
         test = test.subset(stratified_subset(test.labels, d.test_limit, cfg.train.seed))
     mean = tuple(d.mean) if d.mean is not None else tuple(splits.mean)
-    std = tuple(d.std) if d.std is not None else tuple(splits.std)
+    # a data-derived std can be 0 for a constant channel (e.g. an unused blue channel); one grey level keeps the
+    # normalisation finite without changing any channel that varies
+    std = tuple(d.std) if d.std is not None else tuple(max(float(s), 1 / 255) for s in splits.std)
     channels = train.images.shape[-1]
     if len(mean) != channels or len(std) != channels:
         raise UserError(

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from ..errors import UserError
 from ..losses import cross_entropy
 from ..losses.contrastive import flat_nce_loss, info_nce_loss, kappa_schedule, plr_loss, reliable_negative_mask
-from ..prototypes import AdaptiveThreshold, ema_update_prototypes, init_prototypes, prototype_logits
+from ..prototypes import AdaptiveThreshold, corrected_labels, ema_update_prototypes, init_prototypes, prototype_logits
 from ..selection import clean_probability_2d
 from .dividemix import DivideMix, DivideMixConfig
 
@@ -165,12 +165,14 @@ class PLReMix(DivideMix):
     def after_train(self, k: int, epoch: int) -> None:
         """Self-adaptive selection, then the prototype EMA of net ``k`` (§2.5, §2.7)."""
         source = self.info[1 - k] if self.mcfg.prototype_source == "peer" else self.info[k]
-        if self.mcfg.adaptive_selection:
+        labels = source["pseudo"]
+        if self.mcfg.adaptive_selection:  # HEAD b0c4ec3
             selected = self.threshold.update_and_select(source["proto_logits"], source["logits"], epoch, self.cfg.train.epochs)
-        else:
+        else:  # initial commit 77cf96b / BPT-PLR: all samples, confident ones relabelled
             selected = None
+            labels = corrected_labels(labels, source["proto_logits"], source["logits"])
         self.prototypes[k] = ema_update_prototypes(
-            self.prototypes[k], source["z"], source["pseudo"], selected, momentum=self.mcfg.proto_momentum
+            self.prototypes[k], source["z"], labels, selected, momentum=self.mcfg.proto_momentum
         )
 
     # ---------------------------------------------------------------------------------------------- state
