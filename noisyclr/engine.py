@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import random
 import sys
@@ -38,7 +37,7 @@ from .data.prepare import check_saved_labels, prepare_data, save_labels
 from .errors import UserError
 from .io import atomic_write, atomic_write_json, atomic_write_text
 from .methods import get_method
-from .metrics import accuracy, selection_scores
+from .metrics import accuracy
 from .tracking import RunLogger, read_metrics
 
 CHECKPOINT = "checkpoint.pt"
@@ -266,7 +265,14 @@ def run_training(
 
 
 def evaluate_method(method, ctx: RunContext) -> dict:
-    """Test accuracy of the ensemble (summed logits) and, for several nets, of each net."""
+    """Test accuracy of the ensemble (summed logits) and, for several nets, of each net.
+
+    A method with its own notion of test accuracy (e.g. k-NN accuracy of a self-supervised encoder) defines
+    ``evaluate() -> dict`` holding at least ``test_acc``; it is used instead.
+    """
+    custom = getattr(method, "evaluate", None)
+    if custom is not None:
+        return custom()
     nets = method.eval_nets()
     logits = ctx.eval_logits(nets, ctx.test)
     labels = ctx.test.labels
