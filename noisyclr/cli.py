@@ -2,6 +2,8 @@
 
     noisyclr train PRESET_OR_YAML [key=value ...] --out DIR
     noisyclr train --resume DIR [train.epochs=N ...]
+    noisyclr pretrain PRESET_OR_YAML [key=value ...] --out DIR     (SimCLR; writes DIR/encoder.pt + model_card.json)
+    noisyclr pretrain --resume DIR [train.epochs=N ...]
     noisyclr evaluate DIR
     noisyclr presets
     noisyclr datasets
@@ -39,6 +41,12 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="run folder to create (config, metrics, checkpoint, summary)")
     t.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
 
+    pt = sub.add_parser("pretrain", help="SimCLR pretraining (a simclr-* preset): writes encoder.pt for model.init")
+    pt.add_argument("preset", nargs="?", help="a simclr-* preset (see 'noisyclr presets') or path of a YAML config")
+    pt.add_argument("overrides", nargs="*", help="section.key=value, e.g. train.epochs=100")
+    pt.add_argument("--out", help="run folder to create (run files + encoder.pt + model_card.json)")
+    pt.add_argument("--resume", metavar="DIR", help="continue the pretraining run in DIR, then export its encoder")
+
     e = sub.add_parser("evaluate", help="test accuracy of a run folder's latest checkpoint")
     e.add_argument("run_dir")
     e.add_argument("--device", choices=["auto", "cpu", "cuda"])
@@ -72,6 +80,30 @@ def _cmd_train(args) -> int:
     print(
         f"{s['method']} on {s['dataset']}: test acc last {s['test_acc_last']:.4f}, best {s['test_acc_best']:.4f}, "
         f"{s['epochs']} epochs in {s['wall_time_s']:.1f}s ({s['images_per_s']:.0f} img/s) -> {result.out_dir}"
+    )
+    return 0
+
+
+def _cmd_pretrain(args) -> int:
+    from .config import load_config
+    from .methods.simclr import pretrain
+
+    if args.resume:
+        overrides = ([args.preset] if args.preset else []) + list(args.overrides)
+        result, encoder, card = pretrain(None, args.resume, resume=True, overrides=overrides)
+    else:
+        if not args.preset:
+            raise UserError("noisyclr pretrain needs a preset or YAML file, e.g. simclr-digits; run 'noisyclr presets'")
+        if not args.out:
+            raise UserError("noisyclr pretrain needs --out DIR (the run folder to write, with DIR/encoder.pt)")
+        cfg = load_config(args.preset, list(args.overrides))
+        result, encoder, card = pretrain(cfg, args.out)
+    s = result.summary
+    acc = s.get("test_acc_last")
+    knn = f"k-NN test acc {acc:.4f}" if acc is not None else "no k-NN accuracy"
+    print(
+        f"{s['method']} on {s['dataset']}: {knn}, {s['epochs']} epochs in {s['wall_time_s']:.1f}s -> encoder {encoder} "
+        f"(model card {card}); fine-tune with model.init={encoder}"
     )
     return 0
 
@@ -113,6 +145,7 @@ def _cmd_convert(args) -> int:
 
 COMMANDS = {
     "train": _cmd_train,
+    "pretrain": _cmd_pretrain,
     "evaluate": _cmd_evaluate,
     "presets": _cmd_presets,
     "datasets": _cmd_datasets,
@@ -126,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         # parse_known_args lets key=value overrides follow --out as well as precede it
         args, extra = _parser().parse_known_args(argv)
         if extra:
-            if args.command != "train" or any("=" not in item or item.startswith("-") for item in extra):
+            bad = any("=" not in item or item.startswith("-") for item in extra)
+            if args.command not in ("train", "pretrain") or bad:
                 raise UserError(f"unrecognized arguments: {' '.join(extra)}; run 'noisyclr --help' for usage")
             args.overrides = list(args.overrides) + extra
         if not args.command:

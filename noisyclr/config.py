@@ -41,6 +41,10 @@ class DatasetConfig:
     # for short CPU benchmarks. null = all.
     train_limit: int | None = None
     test_limit: int | None = None
+    # Clean held-out split (Ghosh & Lan: 1,000 CIFAR training images, never corrupted): drawn stratified by the
+    # true class from the training set after noise injection and given back its true labels; the rest trains.
+    # Used as MW-Net meta data and for model selection (val_acc). 0 = none. Needs known clean labels.
+    clean_holdout: int = 0
 
 
 @dataclass
@@ -61,7 +65,9 @@ class ModelConfig:
     width: int | None = None
     proj_dim: int | None = None
     proj_hidden: int | None = None
-    init: str | None = None  # path of a pretrained encoder (later: SimCLR)
+    # Pretrained encoder for the backbone (noisyclr pretrain's encoder.pt, its run folder, or a run's checkpoint.pt):
+    # projector dropped, classifier zero-initialised (see noisyclr/models/init.py).
+    init: str | None = None
 
 
 @dataclass
@@ -78,11 +84,15 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     nesterov: bool = False
+    optimizer: str = "sgd"  # sgd | lars (SimCLR: LARS, norm-layer parameters and biases excluded)
+    lars_trust: float = 0.001  # LARS trust coefficient eta
+    no_decay_bn: bool = False  # no weight decay on normalisation-layer parameters (Ghosh & Lan fine-tuning)
     schedule: str = "constant"  # constant | step | multistep | cosine
     milestones: list[int] = field(default_factory=list)  # multistep
     step_size: int = 0  # step: decay every step_size epochs
     gamma: float = 0.1
     cosine_tmax: int | None = None  # cosine period in epochs (null = epochs)
+    eta_min: float = 0.0  # cosine floor (torch CosineAnnealingLR eta_min; BPT-PLR 2e-4)
     cosine_per_step: bool = False
     warmup_epochs: float = 0.0  # linear learning-rate warm-up (fractional epochs allowed)
     seed: int = 0
@@ -119,6 +129,7 @@ class Config:
 _CHOICES = {
     "noise.kind": ("none", "sym", "asym", "file", "human"),
     "train.schedule": ("constant", "step", "multistep", "cosine"),
+    "train.optimizer": ("sgd", "lars"),
     "train.device": ("auto", "cpu", "cuda"),
     "train.precision": ("fp32", "bf16", "fp16"),
     "log.progress": ("auto", "on", "off"),
@@ -343,8 +354,14 @@ def validate(cfg: Config) -> None:
         raise UserError(f"train.batch_size must be at least 2 (batch norm needs 2 samples), got {cfg.train.batch_size}")
     if cfg.train.lr <= 0:
         raise UserError(f"train.lr must be positive, got {cfg.train.lr}")
+    if cfg.train.eta_min < 0:
+        raise UserError(f"train.eta_min must be >= 0, got {cfg.train.eta_min}")
     if cfg.train.schedule == "multistep" and not cfg.train.milestones:
         raise UserError("train.schedule=multistep needs train.milestones=[...] (epochs at which lr is multiplied by gamma)")
+    if cfg.train.lars_trust <= 0:
+        raise UserError(f"train.lars_trust must be positive, got {cfg.train.lars_trust}; SimCLR uses 0.001")
+    if cfg.dataset.clean_holdout < 0:
+        raise UserError(f"dataset.clean_holdout must be >= 0, got {cfg.dataset.clean_holdout}; e.g. 1000 for CIFAR")
     if cfg.train.schedule == "step" and cfg.train.step_size < 1:
         raise UserError("train.schedule=step needs train.step_size=N (decay every N epochs)")
     check = getattr(cfg.method, "check", None)

@@ -43,6 +43,10 @@ class RunContext:
     class_names: list[str] = field(default_factory=list)
     progress_enabled: bool = False
     scaler: object | None = None
+    # clean held-out split (dataset.clean_holdout): true labels, never corrupted; MW-Net meta data, val_acc
+    holdout: DeviceData | None = None
+    # id() of the normalisation-layer parameters of every network built here (train.no_decay_bn)
+    _norm_ids: set = field(default_factory=set, repr=False)
 
     # ---------------------------------------------------------------------------------------------- shapes
     @property
@@ -63,8 +67,11 @@ class RunContext:
         return self.device.type == "cuda" if flag is None else flag
 
     # ---------------------------------------------------------------------------------------------- views
-    def views(self, names: Sequence[str]) -> list[View]:
-        """One view callable per requested name (repeats allowed: ``("weak", "weak")``)."""
+    def views(self, names: Sequence[str], **options) -> list[View]:
+        """One view callable per requested name (repeats allowed: ``("weak", "weak")``).
+
+        ``options`` go to the view factories (e.g. ``crop_scale`` of the SimCLR ``contrastive`` view).
+        """
         from .augment import build_view
 
         built = {}
@@ -76,6 +83,7 @@ class RunContext:
                 image_size=self.image_size,
                 padding=self.cfg.augment.padding,
                 flip=self.cfg.augment.flip,
+                **options,
             )
             built[name] = self._memory_format(view)
         return [built[name] for name in names]
@@ -89,8 +97,13 @@ class RunContext:
     def build_network(
         self, *, proj_dim: int | None = None, proj_hidden: int | None = None, proj_bn: bool = True
     ) -> nn.Module:
-        """The configured backbone + classifier (+ projector), on the device, in the run's memory format."""
+        """The configured backbone + classifier (+ projector), on the device, in the run's memory format.
+
+        With ``model.init`` the backbone is loaded from the pretrained encoder, the projector (if any) keeps its
+        fresh initialisation and the classifier is zero-initialised (:func:`noisyclr.models.init.load_encoder`).
+        """
         from .models import build_network
+        from .optim import norm_parameter_ids
 
         m = self.cfg.model
         net = build_network(
@@ -101,9 +114,15 @@ class RunContext:
             proj_hidden=proj_hidden if proj_hidden is not None else m.proj_hidden,
             proj_bn=proj_bn,
             width=m.width,
-        ).to(self.device)
+        )
+        if m.init:
+            from .models.init import load_encoder
+
+            load_encoder(net, m.init, backbone=m.backbone, width=m.width, mean=self.mean, std=self.std)
+        net = net.to(self.device)
         if self.channels_last:
             net = net.to(memory_format=torch.channels_last)
+        self._norm_ids |= norm_parameter_ids(net)
         return net
 
     def compiled(self, net: nn.Module) -> nn.Module:
@@ -113,12 +132,38 @@ class RunContext:
         """
         return torch.compile(net) if self.cfg.train.compile else net
 
-    def sgd(self, params: Iterable) -> torch.optim.Optimizer:
-        """SGD with the configured momentum, weight decay and Nesterov flag (foreach kernels where available)."""
+    def optimizer(self, params: Iterable | nn.Module) -> torch.optim.Optimizer:
+        """The configured optimiser over ``params`` (a module, or an iterable of parameters or param-group dicts).
+
+        ``train.optimizer=sgd``: SGD with the configured momentum, weight decay and Nesterov flag; with
+        ``train.no_decay_bn`` normalisation-layer parameters get no weight decay (one learning rate for all).
+        ``train.optimizer=lars``: :class:`noisyclr.optim.LARS` with trust coefficient ``train.lars_trust``;
+        norm-layer parameters and biases get neither weight decay nor the trust ratio (SimCLR).
+        Norm layers are recognised by module type: of ``params`` when it is a module, else of the networks built
+        by :meth:`build_network`. Param-group dicts are passed through unchanged. With the defaults (sgd, no
+        ``no_decay_bn``) this is exactly the plain SGD over ``params``.
+        """
+        from .optim import LARS, decay_groups, norm_parameter_ids
+
         t = self.cfg.train
-        return torch.optim.SGD(
-            params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay, nesterov=t.nesterov
-        )
+        if isinstance(params, nn.Module):
+            norm_ids = norm_parameter_ids(params)
+            params = list(params.parameters())
+        else:
+            params = list(params)
+            norm_ids = self._norm_ids
+        lars = t.optimizer == "lars"
+        groups = params
+        if (lars or t.no_decay_bn) and params and not isinstance(params[0], dict):
+            groups = decay_groups(params, weight_decay=t.weight_decay, no_decay_ids=norm_ids, exclude_1d=lars)
+        if lars:
+            return LARS(groups, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay,
+                        trust_coefficient=t.lars_trust, nesterov=t.nesterov)
+        return torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay, nesterov=t.nesterov)
+
+    def sgd(self, params: Iterable | nn.Module) -> torch.optim.Optimizer:
+        """The methods' optimiser (kept name): :meth:`optimizer`, i.e. SGD unless ``train.optimizer=lars``."""
+        return self.optimizer(params)
 
     def schedule(self, optimizer: torch.optim.Optimizer, epoch: int, step: int = 0, steps: int = 1) -> float:
         """Set and return the scheduled learning rate for this epoch and step."""

@@ -158,6 +158,7 @@ def build_context(cfg: Config, data, device: torch.device) -> RunContext:
         class_names=data.train.class_names,
         progress_enabled=_progress_enabled(cfg),
         scaler=scaler,
+        holdout=DeviceData(data.holdout, device) if getattr(data, "holdout", None) is not None else None,
     )
 
 
@@ -280,6 +281,8 @@ def evaluate_method(method, ctx: RunContext) -> dict:
     if len(logits) > 1:
         for i, lg in enumerate(logits, 1):
             out[f"test_acc_net{i}"] = accuracy(lg.argmax(1), labels)
+    if ctx.holdout is not None:  # dataset.clean_holdout: accuracy on the clean held-out split, for model selection
+        out["val_acc"] = accuracy(sum(ctx.eval_logits(nets, ctx.holdout)).argmax(1), ctx.holdout.labels)
     return out
 
 
@@ -309,6 +312,11 @@ def build_summary(cfg, data, device, metrics, wall_time, train_time, images) -> 
     for key in ("label_precision", "label_recall", "clean_auc", "labeled_size"):
         if key in last:
             summary[key] = last[key]
+    vals = [(m["val_acc"], m.get("test_acc")) for m in metrics if m.get("val_acc") is not None]
+    if vals:  # Ghosh & Lan's best_acc_with_valid: test accuracy at the first epoch with the best clean val accuracy
+        best = max(range(len(vals)), key=lambda i: vals[i][0])
+        summary["val_acc_best"] = vals[best][0]
+        summary["test_acc_at_best_val"] = vals[best][1]
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in summary.items()}
 
 

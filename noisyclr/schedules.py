@@ -17,8 +17,9 @@ def learning_rate(cfg: TrainConfig, epoch: int, step: int = 0, steps_per_epoch: 
     * ``constant``: ``lr``.
     * ``step``: ``lr · gamma^⌊epoch / step_size⌋``.
     * ``multistep``: ``lr · gamma^{#milestones ≤ epoch}`` (DivideMix: milestones [150], gamma 0.1).
-    * ``cosine``: ``lr · (1 + cos(π t / T)) / 2`` with ``t`` the epoch (or fractional epoch if
-      ``cosine_per_step``) and ``T = cosine_tmax or epochs``; t is clamped to T.
+    * ``cosine``: ``η_min + (lr − η_min) · (1 + cos(π t / T)) / 2`` with ``t`` the epoch (or fractional epoch if
+      ``cosine_per_step``), ``T = cosine_tmax or epochs`` and ``η_min = eta_min`` (0 by default); t is clamped to
+      T, so the rate stays at η_min after T (torch's ``CosineAnnealingLR`` is periodic and rises again).
     A linear warm-up over ``warmup_epochs`` (fractional, per step) multiplies the result by ``t / warmup``.
     """
     t = epoch + (step / max(steps_per_epoch, 1))
@@ -31,7 +32,7 @@ def learning_rate(cfg: TrainConfig, epoch: int, step: int = 0, steps_per_epoch: 
     elif cfg.schedule == "cosine":
         period = cfg.cosine_tmax or cfg.epochs
         pos = min(t if cfg.cosine_per_step else epoch, period)
-        lr = cfg.lr * 0.5 * (1.0 + math.cos(math.pi * pos / period))
+        lr = cfg.eta_min + (cfg.lr - cfg.eta_min) * 0.5 * (1.0 + math.cos(math.pi * pos / period))
     else:  # validated in config; kept for direct callers
         raise ValueError(f"unknown schedule {cfg.schedule!r}")
     if cfg.warmup_epochs > 0 and t < cfg.warmup_epochs:

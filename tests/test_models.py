@@ -120,10 +120,11 @@ def test_sgd_steps_lower_loss(name):
     net = build_network(name, 4)
     x = torch.randn(8, 3, 8, 8)
     y = torch.arange(8) % 4
-    # Small lr: at 0.01 the post-activation ResNet-50 overshoots on a single batch (large feature norm).
-    opt = torch.optim.SGD(net.parameters(), lr=0.002)
+    # Small lr and 7 steps: at 0.01 the post-activation ResNet-50 overshoots on a single batch (large feature
+    # norm), and its first few train-mode losses oscillate differently with the thread count.
+    opt = torch.optim.SGD(net.parameters(), lr=0.001)
     losses = []
-    for _ in range(4):  # 3 steps, then a 4th forward to read the loss after the last step
+    for _ in range(8):  # 7 steps, then an 8th forward to read the loss after the last step
         loss = F.cross_entropy(net(x), y)
         opt.zero_grad()
         loss.backward()
@@ -133,7 +134,7 @@ def test_sgd_steps_lower_loss(name):
 
 
 def test_registry_and_errors():
-    assert set(BACKBONES) == set(ALL)
+    assert set(BACKBONES) == set(ALL) | {"vgg19_bn"}  # vgg19_bn needs >= 32x32 inputs: tests/test_bpt_plr.py
     assert all(isinstance(desc, str) and desc for _, desc in BACKBONES.values())
     assert isinstance(build_network("small_cnn", 3), Network)
     with pytest.raises(UserError, match="resnet18") as err:

@@ -58,12 +58,12 @@ def cache_dir(tmp_path) -> Path:
 
 def test_registry_lists_every_source():
     names = [n for n, _ in describe_sources()]
-    assert names == sorted(["digits", "synthetic", "cifar10", "cifar100", "folder", "tiny_imagenet"])
+    assert names == sorted(["digits", "synthetic", "cifar10", "cifar100", "folder", "tiny_imagenet", "animal10n"])
     assert all(isinstance(d, str) and d and "\n" not in d for d in SOURCES.values())
 
 
 def test_unknown_dataset_name_suggests_closest():
-    with pytest.raises(UserError, match=r"unknown dataset 'cifar_10'; did you mean 'cifar10'\? valid names: cifar10, "):
+    with pytest.raises(UserError, match=r"unknown dataset 'cifar_10'; did you mean 'cifar10'\? valid names: animal10n, cifar10, "):
         load_dataset("cifar_10")
 
 

@@ -13,3 +13,5 @@ __all__ = [
 
 # registers the strong views (AutoAugment "strong" / "strong_imagenet", "randaug")
 from noisyclr.augment import autoaugment  # noqa: E402,F401
+# registers the SimCLR "contrastive" view (no normalisation, [0, 1]) and its evaluation counterpart "unit"
+from noisyclr.augment import contrastive  # noqa: E402,F401

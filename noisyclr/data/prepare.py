@@ -23,6 +23,8 @@ class PreparedData:
     test: ImageTable
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    # clean held-out split (dataset.clean_holdout): labels = true labels; None when not asked for
+    holdout: ImageTable | None = None
 
     @property
     def actual_noise_rate(self) -> float | None:
@@ -47,8 +49,34 @@ def stratified_subset(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
     return np.sort(keep)
 
 
+def split_clean_holdout(table: ImageTable, size: int, seed: int) -> tuple[ImageTable, ImageTable]:
+    """``(rest, holdout)``: ``size`` rows drawn stratified by the TRUE class, given back their true labels.
+
+    Ghosh & Lan hold 1,000 of the 50,000 CIFAR training images out of the noise (seeded random split, noise injected
+    into the other 49,000) as clean meta / validation data. Here the noise is injected into the whole training set
+    first (so reference noise files indexed over all N images still apply) and the held-out rows then get their true
+    labels back: the rest carries exactly the labels it would have had, and the held-out rows are clean. Both keep
+    dataset order. Needs known clean labels.
+    """
+    if table.true_labels is None:
+        raise UserError(
+            "dataset.clean_holdout needs the clean labels of the training set, which this source does not have; "
+            "set dataset.clean_holdout=0"
+        )
+    if not 0 < size < len(table) - 1:
+        raise UserError(
+            f"dataset.clean_holdout={size} must be between 1 and {len(table) - 2} (the training set has {len(table)} "
+            "images); e.g. 1000 for CIFAR, 100 for digits"
+        )
+    hold = stratified_subset(table.true_labels, size, seed)
+    rest = np.setdiff1d(np.arange(len(table)), hold)
+    held = table.subset(hold)
+    held.labels = held.true_labels.copy()
+    return table.subset(rest), held
+
+
 def prepare_data(cfg: Config) -> PreparedData:
-    """Load ``cfg.dataset``, inject ``cfg.noise`` into the training labels, apply the size limits."""
+    """Load ``cfg.dataset``, inject ``cfg.noise`` into the training labels, hold out clean rows, apply the limits."""
     from .noise import apply_noise
     from .sources import load_dataset
 
@@ -67,6 +95,9 @@ def prepare_data(cfg: Config) -> PreparedData:
         order_file=n.order_file,
     )
     test = splits.test
+    holdout = None
+    if d.clean_holdout:
+        train, holdout = split_clean_holdout(train, d.clean_holdout, cfg.train.seed)
     if d.train_limit:
         train = train.subset(stratified_subset(train.labels, d.train_limit, cfg.train.seed))
     if d.test_limit:
@@ -86,7 +117,7 @@ def prepare_data(cfg: Config) -> PreparedData:
             f"test images are {test.images.shape[1:]} but train images are {train.images.shape[1:]}; "
             "give the source an image_size option so both are resized alike"
         )
-    return PreparedData(splits.name, train, test, mean, std)
+    return PreparedData(splits.name, train, test, mean, std, holdout)
 
 
 def labels_csv_text(table: ImageTable) -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import UserError
+from .animal10n import load_animal10n
 from .cifar import load_cifar10, load_cifar100
 from .digits import load_digits
 from .folder import load_folder
@@ -42,6 +43,9 @@ _REGISTRY: dict[str, _Source] = {
                       "root/train/<class>/* and root/test/<class>/* images (any format); option image_size"),
     "tiny_imagenet": _Source(load_tiny_imagenet, True, True,
                              "root is tiny-imagenet-200/ or holds it (train/<wnid>/images, val/val_annotations.txt)"),
+    "animal10n": _Source(load_animal10n, True, True,
+                         "root holds training/*.jpg (50,000, noisy labels) and testing/*.jpg (5,000), 64x64; "
+                         "label = first character of the file name"),
 }
 
 #: name -> one line saying what the source expects on disk (shown by ``noisyclr datasets``).

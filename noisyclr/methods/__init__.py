@@ -6,14 +6,20 @@ import difflib
 
 from ..errors import UserError
 from .base import Method, MethodConfig
+from .bpt_plr import BPTPLR
 from .dividemix import DivideMix
+from .mwnet import MWNet
 from .plremix import PLReMix
+from .simclr import SimCLR
 from .standard import Standard
 
 METHODS: dict[str, type[Method]] = {
     "standard": Standard,
     "dividemix": DivideMix,
     "plremix": PLReMix,
+    "mwnet": MWNet,
+    "simclr": SimCLR,
+    "bpt_plr": BPTPLR,
 }
 
 

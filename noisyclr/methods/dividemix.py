@@ -163,16 +163,16 @@ class DivideMix(Method):
         The headline keys score the mean of the two nets' clean probabilities (what ``labels.csv`` reports);
         ``_net1``/``_net2`` keys score each net's own division.
         """
-        thr = self.mcfg.p_threshold
         mean = (probs[0] + probs[1]) / 2
-        out = {"labeled_size": int((mean > thr).sum())}
+        labeled = self.labeled_mask(mean)
+        out = {"labeled_size": int(labeled.sum())}
         is_clean = self.ctx.train.is_clean
         if is_clean is None:
             return out
-        out.update(selection_scores(mean > thr, is_clean))
+        out.update(selection_scores(labeled, is_clean))
         out["clean_auc"] = clean_auc(mean, is_clean)
         for k, prob in enumerate(probs, 1):
-            scores = selection_scores(prob > thr, is_clean)
+            scores = selection_scores(self.labeled_mask(prob), is_clean)
             out[f"labeled_size_net{k}"] = scores["labeled_size"]
             out[f"label_precision_net{k}"] = scores["label_precision"]
             out[f"label_recall_net{k}"] = scores["label_recall"]
@@ -180,9 +180,17 @@ class DivideMix(Method):
         return out
 
     # ---------------------------------------------------------------------------------------------- semi
+    def labeled_mask(self, prob: torch.Tensor) -> torch.Tensor:
+        """Boolean (N,) mask of the labeled set for clean probabilities ``prob``: {w > p_thr}.
+
+        The one place the labeled-set rule lives (training split and division metrics); BPT-PLR overrides it
+        with the per-class balanced partition.
+        """
+        return prob > self.mcfg.p_threshold
+
     def split(self, prob: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Global indices of the labeled set {w > p_thr} and of the unlabeled rest."""
-        labeled = prob > self.mcfg.p_threshold
+        """Global indices of the labeled set (:meth:`labeled_mask`) and of the unlabeled rest."""
+        labeled = self.labeled_mask(prob)
         return labeled.nonzero().squeeze(1), (~labeled).nonzero().squeeze(1)
 
     def train_semi(self, k: int, peer: int, prob: torch.Tensor, epoch: int) -> dict:

@@ -151,15 +151,22 @@ class PLReMix(DivideMix):
         loss = super().semi_loss(k, peer, xb, ub, w, t, epoch)
         if self.mcfg.lambda_c == 0:
             return loss
-        idx = torch.cat([xb.indices, ub.indices])
-        kappa = kappa_schedule(epoch, tuple(self.mcfg.kappa_milestones), self.mcfg.kappa)
-        mask = reliable_negative_mask(self.info[peer]["logits"].index_select(0, idx), self.ctx.train.labels.index_select(0, idx), kappa)
-        n = len(idx)
+        mask = self.plr_mask(peer, xb, ub, epoch)
+        n = len(mask)
         with self.ctx.autocast():
             z = self.embed(k, torch.cat([xb.views[2], ub.views[2], xb.views[3], ub.views[3]]))
         features = torch.stack([z[:n], z[n:]], dim=1)
         plr = plr_loss(features, mask, temperature=self.mcfg.plr_temperature, flat=self.mcfg.contrastive == "flat_plr")
         return loss + self.mcfg.lambda_c * plr
+
+    def plr_mask(self, peer: int, xb, ub, epoch: int) -> torch.Tensor:
+        """Reliable-negative mask (2B, 2B) of the batch [labeled; unlabeled] from the peer's stored eval logits and
+        the noisy labels, with κ from the schedule (§3.1)."""
+        idx = torch.cat([xb.indices, ub.indices])
+        kappa = kappa_schedule(epoch, tuple(self.mcfg.kappa_milestones), self.mcfg.kappa)
+        return reliable_negative_mask(
+            self.info[peer]["logits"].index_select(0, idx), self.ctx.train.labels.index_select(0, idx), kappa
+        )
 
     @torch.no_grad()
     def after_train(self, k: int, epoch: int) -> None:

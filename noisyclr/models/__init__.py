@@ -13,6 +13,7 @@ from noisyclr.models.network import Network
 from noisyclr.models.preact_resnet import PreActResNet, preact_resnet18
 from noisyclr.models.resnet import ResNet, resnet18, resnet34, resnet50
 from noisyclr.models.small_cnn import SmallCNN, small_cnn
+from noisyclr.models.vgg import VGG, vgg19_bn
 
 BACKBONES = {
     "preact_resnet18": (preact_resnet18, "PreAct ResNet-18 of DivideMix (CIFAR, 512-d features, ~11.2M params)"),
@@ -20,6 +21,7 @@ BACKBONES = {
     "resnet34": (resnet34, "ResNet-34 with CIFAR stem, 512-d features"),
     "resnet50": (resnet50, "ResNet-50 (bottleneck) with CIFAR stem, 2048-d features"),
     "small_cnn": (small_cnn, "3-block conv-BN-ReLU CNN for 8x8 to 32x32 inputs, 128-d features"),
+    "vgg19_bn": (vgg19_bn, "VGG-19 with batch norm (torchvision cfg E, BPT-PLR Animal-10N), 7x7 adaptive pool, 25088-d features, inputs >= 32x32"),
 }
 
 
@@ -41,5 +43,5 @@ def build_network(backbone: str, num_classes: int, *, in_channels: int = 3, proj
 
 __all__ = [
     "BACKBONES", "Network", "build_network", "PreActResNet", "ResNet", "SmallCNN",
-    "preact_resnet18", "resnet18", "resnet34", "resnet50", "small_cnn",
+    "preact_resnet18", "resnet18", "resnet34", "resnet50", "small_cnn", "VGG", "vgg19_bn",
 ]
