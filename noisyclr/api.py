@@ -24,6 +24,17 @@ def resume(out_dir: str | Path, overrides: list[str] | None = None) -> RunResult
     return run_training(None, out_dir, resume=True, overrides=overrides)
 
 
+def pretrain(preset_or_config: str | Config, overrides: list[str] | None = None, *, out_dir: str | Path):
+    """SimCLR pretraining (a ``method.name=simclr`` preset); returns ``(RunResult, encoder path, model card path)``.
+
+    Pass the encoder to any method with ``model.init=<encoder path>``.
+    """
+    from .methods.simclr import pretrain as _pretrain
+
+    cfg = preset_or_config if isinstance(preset_or_config, Config) else load_config(preset_or_config, overrides)
+    return _pretrain(cfg, out_dir)
+
+
 def evaluate(out_dir: str | Path, *, device: str | None = None) -> dict:
     """Test accuracy of a run's latest checkpoint."""
     return evaluate_run(out_dir, device=device)
@@ -34,4 +45,4 @@ def presets() -> list[tuple[str, str]]:
     return list_presets()
 
 
-__all__ = ["train", "resume", "evaluate", "presets", "load_config"]
+__all__ = ["train", "resume", "pretrain", "evaluate", "presets", "load_config"]

@@ -103,3 +103,14 @@ def test_seed_determinism(tmp_path):
     c = run_training(tiny("train.epochs=1", "train.seed=1"), tmp_path / "c").metrics
     assert a[0]["train_loss"] == b[0]["train_loss"]
     assert a[0]["train_loss"] != c[0]["train_loss"]
+
+
+def test_python_api_train_resume_evaluate(tmp_path):
+    from noisyclr import api
+
+    run = api.train("standard-ce-digits-sym50", TINY + ["train.epochs=1"], out_dir=tmp_path / "r")
+    assert run.summary["epochs"] == 1
+    more = api.resume(tmp_path / "r", ["train.epochs=2"])
+    assert more.summary["epochs"] == 2 and len(more.metrics) == 2
+    assert api.evaluate(tmp_path / "r")["test_acc"] == pytest.approx(more.summary["test_acc_last"])
+    assert any(name == "plremix-digits-sym50" for name, _ in api.presets())
