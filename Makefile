@@ -1,4 +1,5 @@
-# The two entry points of the README. Both create .venv and install the pinned CPU set-up on first use.
+# The two entry points of the README. Both create .venv and install the pinned CPU set-up on first use
+# (--no-compile: byte-compiling all of torch up front costs ~20 s; Python compiles what it imports lazily).
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -8,8 +9,8 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): requirements-cpu.txt pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q -r requirements-cpu.txt
-	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip install -q --no-compile -r requirements-cpu.txt
+	$(BIN)/python -m pip install -q --no-compile --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 setup: $(STAMP)
