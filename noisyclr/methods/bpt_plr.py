@@ -212,7 +212,7 @@ class BPTPLR(PLReMix):
         if not self.mcfg.oversample:
             return super().train_semi(k, peer, prob, epoch)
         ctx = self.ctx
-        net, peer_net, opt = self.nets[k], self.nets[peer], self.optimizers[k]
+        net, peer_net = self.nets[k], self.nets[peer]
         bs = self.cfg.train.batch_size
         labeled, unlabeled = self.split(prob)
         max_iters = (len(labeled) + len(unlabeled)) // bs + 1  # |L| + |U| = N
@@ -243,10 +243,7 @@ class BPTPLR(PLReMix):
                 raise RuntimeError(f"oversample plan out of step with the loaders: {step} vs {len(xb)}, {len(ub)}")
             if step.skipped:
                 continue
-            t = epoch + step.batch_idx / num_iter
-            loss = self.semi_loss(k, peer, xb, ub, prob.index_select(0, xb.indices), t, epoch)
-            ctx.step(loss, opt)
-            total += loss.detach()
+            total += self.semi_step(k, peer, xb, ub, prob, epoch + step.batch_idx / num_iter, epoch)
             images += len(xb) + len(ub)
             steps += 1
         return {"loss": float(total) / max(steps, 1), "images": images}

@@ -196,7 +196,7 @@ class DivideMix(Method):
     def train_semi(self, k: int, peer: int, prob: torch.Tensor, epoch: int) -> dict:
         """One epoch of net ``k`` on the division ``prob`` of net ``peer``: one pass over the labeled set."""
         ctx = self.ctx
-        net, peer_net, opt = self.nets[k], self.nets[peer], self.optimizers[k]
+        net, peer_net = self.nets[k], self.nets[peer]
         bs = self.cfg.train.batch_size
         labeled, unlabeled = self.split(prob)
         if len(unlabeled) < 2:
@@ -220,13 +220,20 @@ class DivideMix(Method):
                 if ub is None:  # unlabeled set smaller than one batch with drop_last: take it whole
                     u_iter = ctx.train.batches(bs, views, ctx.generator, subset=unlabeled)
                     ub = next(u_iter)
-            t = epoch + step / num_iter
-            loss = self.semi_loss(k, peer, xb, ub, prob.index_select(0, xb.indices), t, epoch)
-            ctx.step(loss, opt)
-            total += loss.detach()
+            total += self.semi_step(k, peer, xb, ub, prob, epoch + step / num_iter, epoch)
             images += len(xb) + len(ub)
             steps += 1
         return {"loss": float(total) / max(steps, 1), "images": images}
+
+    def semi_step(self, k: int, peer: int, xb, ub, prob: torch.Tensor, t: float, epoch: int) -> torch.Tensor:
+        """One optimiser step of net ``k`` on a labeled and an unlabeled batch; returns the detached loss.
+
+        ``prob`` is the peer's clean probability of every training sample (the refinement weights are gathered
+        by the batch's global indices); ``t`` is the fractional epoch of the λ_u ramp-up.
+        """
+        loss = self.semi_loss(k, peer, xb, ub, prob.index_select(0, xb.indices), t, epoch)
+        self.ctx.step(loss, self.optimizers[k])
+        return loss.detach()
 
     @torch.no_grad()
     def targets(self, k: int, peer: int, xb, ub, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
