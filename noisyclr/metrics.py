@@ -44,3 +44,29 @@ def selection_scores(selected, is_clean) -> dict[str, float]:
         "label_precision": hit / int(selected.sum()) if selected.any() else float("nan"),
         "label_recall": hit / int(truth.sum()) if truth.any() else float("nan"),
     }
+
+
+def class_precision(selected, labels, is_clean, num_classes: int) -> list[float | None]:
+    """Per-class precision of a selected set: for each class c of the given (noisy) label,
+    ``|S ∩ clean ∩ {ỹ=c}| / |S ∩ {ỹ=c}|``; None for a class with no selected sample.
+    """
+    selected, labels, truth = _np(selected).astype(bool), _np(labels).astype(np.int64), _np(is_clean).astype(bool)
+    counts = np.bincount(labels[selected], minlength=num_classes)
+    hits = np.bincount(labels[selected & truth], minlength=num_classes)
+    return [float(h / n) if n else None for h, n in zip(hits, counts)]
+
+
+def class_recall(selected, labels, is_clean, num_classes: int) -> list[float | None]:
+    """Per-class recall of a selected set: for each class c, ``|S ∩ clean ∩ {ỹ=c}| / |clean ∩ {ỹ=c}|`` (a clean
+    sample's given label is its true class); None for a class with no clean sample.
+    """
+    selected, labels, truth = _np(selected).astype(bool), _np(labels).astype(np.int64), _np(is_clean).astype(bool)
+    clean = np.bincount(labels[truth], minlength=num_classes)
+    hits = np.bincount(labels[selected & truth], minlength=num_classes)
+    return [float(h / n) if n else None for h, n in zip(hits, clean)]
+
+
+def defined_mean(values: list[float | None]) -> float:
+    """Mean of the non-None entries of a per-class list (NaN when none is defined)."""
+    defined = [v for v in values if v is not None]
+    return sum(defined) / len(defined) if defined else float("nan")

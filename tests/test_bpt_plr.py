@@ -18,7 +18,8 @@ from noisyclr.data.sources import load_dataset
 from noisyclr.engine import CHECKPOINT, build_context, run_training, seed_everything
 from noisyclr.errors import UserError
 from noisyclr.methods import get_method
-from noisyclr.methods.bpt_plr import BPTPLRConfig, PlannedStep, class_precision, oversample_plan
+from noisyclr.methods.bpt_plr import BPTPLRConfig, PlannedStep, oversample_plan
+from noisyclr.metrics import class_precision, class_recall, defined_mean
 from noisyclr.models import build_network
 from noisyclr.schedules import learning_rate
 from noisyclr.selection import balanced_partition
@@ -114,7 +115,15 @@ def test_class_precision():
     selected = torch.tensor([True, True, False, True, False, False])
     clean = torch.tensor([True, False, True, True, True, True])
     out = class_precision(selected, labels, clean, 3)
-    assert out[:2].tolist() == [0.5, 1.0] and math.isnan(out[2])
+    assert out == [0.5, 1.0, None] and defined_mean(out) == 0.75
+
+
+def test_class_recall_counts_clean_samples_of_each_given_label():
+    labels = torch.tensor([0, 0, 0, 1, 1, 2, 2])
+    selected = torch.tensor([True, True, False, True, False, False, True])
+    clean = torch.tensor([True, False, True, True, True, False, False])
+    # class 0: clean {0, 2}, selected clean {0} -> 1/2; class 1: {3, 4} -> {3} -> 1/2; class 2: no clean sample
+    assert class_recall(selected, labels, clean, 3) == [0.5, 0.5, None]
 
 
 def test_two_epochs_balanced_oversampled_and_both_prototypes_move():

@@ -39,6 +39,8 @@ def test_two_epoch_run_divides_and_writes_labels(tmp_path, preset):
     assert 0 < semi["labeled_size"] < 128
     assert 0.0 <= semi["label_precision"] <= 1.0 and 0.0 <= semi["label_recall"] <= 1.0
     assert result.summary["label_precision"] == semi["label_precision"]
+    recall = [r for r in semi["class_recall"] if r is not None]
+    assert len(semi["class_recall"]) == result.summary["num_classes"] == 4 and recall and semi["class_recall_min"] == min(recall)
     with open(out / "labels.csv") as handle:
         table = list(csv.DictReader(handle))
     assert len(table) == 128

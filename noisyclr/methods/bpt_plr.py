@@ -27,7 +27,6 @@ subset-local indices), λ_c is applied (1 by default, the reference's effective 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
@@ -36,7 +35,7 @@ import torch.nn.functional as F
 from ..errors import UserError
 from ..losses.contrastive import plr_loss
 from ..losses.semi import lambda_u_at, mixmatch, mixmatch_losses, uniform_prior_penalty
-from ..metrics import selection_scores
+from ..metrics import class_precision, defined_mean, selection_scores
 from ..selection import balanced_partition
 from .plremix import PLReMix, PLReMixConfig
 
@@ -116,23 +115,6 @@ def oversample_plan(
     return plan
 
 
-def class_precision(selected: torch.Tensor, labels: torch.Tensor, is_clean: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Per-class precision of a labeled set: for each class c (by the given, noisy label), the fraction of selected
-    samples labelled c whose label is correct. ``(C,)`` float, NaN for a class with no selected sample. No host sync.
-    """
-    sel = selected.to(torch.float32)
-    counts = torch.zeros(num_classes, device=sel.device).index_add_(0, labels, sel)
-    hits = torch.zeros(num_classes, device=sel.device).index_add_(0, labels, sel * is_clean.to(sel.dtype))
-    return torch.where(counts > 0, hits / counts.clamp_min(1), torch.full_like(counts, math.nan))
-
-
-def _as_list(values: torch.Tensor) -> tuple[list[float | None], float]:
-    """``(per-class list with None for NaN, mean over the defined classes)``: one host transfer."""
-    host = values.tolist()
-    defined = [v for v in host if not math.isnan(v)]
-    return [None if math.isnan(v) else v for v in host], (sum(defined) / len(defined) if defined else math.nan)
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # the method
 # ----------------------------------------------------------------------------------------------------------------
@@ -197,13 +179,13 @@ class BPTPLR(PLReMix):
         balanced = balanced_partition(mean, labels, num_classes, threshold=thr)
         out["label_precision_threshold"] = selection_scores(threshold, is_clean)["label_precision"]
         for name, mask in (("threshold", threshold), ("balanced", balanced)):
-            out[f"class_precision_{name}"], out[f"class_precision_{name}_mean"] = _as_list(
-                class_precision(mask, labels, is_clean, num_classes))
+            out[f"class_precision_{name}"] = class_precision(mask, labels, is_clean, num_classes)
+            out[f"class_precision_{name}_mean"] = defined_mean(out[f"class_precision_{name}"])
         for k, prob in enumerate(probs, 1):
             for name, mask in (("threshold", prob > thr),
                                ("balanced", balanced_partition(prob, labels, num_classes, threshold=thr))):
-                out[f"class_precision_{name}_mean_net{k}"] = _as_list(
-                    class_precision(mask, labels, is_clean, num_classes))[1]
+                out[f"class_precision_{name}_mean_net{k}"] = defined_mean(
+                    class_precision(mask, labels, is_clean, num_classes))
         return out
 
     # ---------------------------------------------------------------------------------------------- semi

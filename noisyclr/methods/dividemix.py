@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from ..errors import UserError
 from ..losses import cross_entropy, negative_entropy
 from ..losses.semi import co_guess, co_refine, lambda_u_at, mixmatch, mixmatch_losses, sharpen, uniform_prior_penalty
-from ..metrics import clean_auc, selection_scores
+from ..metrics import class_recall, clean_auc, selection_scores
 from ..selection import SELECTION_BACKENDS, clean_probability_1d
 from .base import Method, MethodConfig
 
@@ -171,6 +171,10 @@ class DivideMix(Method):
             return out
         out.update(selection_scores(labeled, is_clean))
         out["clean_auc"] = clean_auc(mean, is_clean)
+        # per class: a threshold on one global loss GMM starves the classes asymmetric noise hits (BPT-PLR's case)
+        out["class_recall"] = class_recall(labeled, self.ctx.train.labels, is_clean, self.ctx.num_classes)
+        defined = [v for v in out["class_recall"] if v is not None]
+        out["class_recall_min"] = min(defined) if defined else float("nan")
         for k, prob in enumerate(probs, 1):
             scores = selection_scores(self.labeled_mask(prob), is_clean)
             out[f"labeled_size_net{k}"] = scores["labeled_size"]
