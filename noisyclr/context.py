@@ -205,9 +205,8 @@ class RunContext:
             net.eval()
         outs: list[list] = [[] for _ in nets]
         bs = self.cfg.train.eval_batch_size
-        for start in range(0, len(data), bs):
-            idx = torch.arange(start, min(start + bs, len(data)), device=self.device)
-            x = fn(data.images.index_select(0, idx), None)
+        for _idx, raw in data.ordered_chunks(bs):
+            x = fn(raw, None)
             with self.autocast():
                 for out, net in zip(outs, nets):
                     out.append(forward(net, x))

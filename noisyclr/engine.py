@@ -32,7 +32,7 @@ import torch
 from . import __version__
 from .config import Config, config_to_dict, load_saved_config, save_config
 from .context import RunContext, resolve_device
-from .data.loader import DeviceData
+from .data.loader import DeviceData, open_split
 from .data.prepare import check_saved_labels, prepare_data, save_labels
 from .errors import UserError
 from .io import atomic_write, atomic_write_json, atomic_write_text
@@ -150,15 +150,15 @@ def build_context(cfg: Config, data, device: torch.device) -> RunContext:
     return RunContext(
         cfg=cfg,
         device=device,
-        train=DeviceData(data.train, device),
-        test=DeviceData(data.test, device),
+        train=open_split(data.train, device),
+        test=open_split(data.test, device),
         mean=data.mean,
         std=data.std,
         generator=generator,
         class_names=data.train.class_names,
         progress_enabled=_progress_enabled(cfg),
         scaler=scaler,
-        holdout=DeviceData(data.holdout, device) if getattr(data, "holdout", None) is not None else None,
+        holdout=open_split(data.holdout, device) if getattr(data, "holdout", None) is not None else None,
     )
 
 

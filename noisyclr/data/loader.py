@@ -25,12 +25,51 @@ View = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 @dataclass
 class Batch:
+    """A batch as one process sees it.
+
+    In a single process ``views``, ``labels`` and ``indices`` cover the whole batch. Under torchrun every rank
+    draws the same global batch (one seeded generator on every rank, so the permutation and every augmentation
+    match a single-process run) and keeps its contiguous shard of the rows; ``global_views`` and ``global_size``
+    then describe the whole batch, for the batch-coupled steps (MixMatch's permutation over all rows).
+    """
+
     views: tuple[torch.Tensor, ...]
     labels: torch.Tensor
     indices: torch.Tensor
+    global_views: tuple[torch.Tensor, ...] | None = None
+    global_size: int | None = None
 
     def __len__(self) -> int:
         return len(self.indices)
+
+    @property
+    def size(self) -> int:
+        """Rows of the whole (global) batch: ``len(self)`` in a single process."""
+        return len(self.indices) if self.global_size is None else self.global_size
+
+    @property
+    def all_views(self) -> tuple[torch.Tensor, ...]:
+        """The views of every row of the global batch (``views`` in a single process)."""
+        return self.views if self.global_views is None else self.global_views
+
+
+class Shard:
+    """This process's share of every batch: rank ``rank`` of ``world`` takes a contiguous block of rows, the
+    block sizes differing by at most one (``torch.tensor_split``)."""
+
+    def __init__(self, rank: int, world: int):
+        self.rank, self.world = rank, world
+
+    def bounds(self, n: int) -> tuple[int, int]:
+        """``(start, stop)`` of this rank's rows in a batch of ``n`` rows."""
+        base, extra = divmod(n, self.world)
+        start = self.rank * base + min(self.rank, extra)
+        return start, start + base + (1 if self.rank < extra else 0)
+
+    def sizes(self, n: int) -> list[int]:
+        """Every rank's share of ``n`` rows."""
+        base, extra = divmod(n, self.world)
+        return [base + (1 if r < extra else 0) for r in range(self.world)]
 
 
 class DeviceData:
@@ -45,6 +84,7 @@ class DeviceData:
             None if table.true_labels is None else torch.as_tensor(table.true_labels, dtype=torch.long, device=self.device)
         )
         self.num_classes = table.num_classes
+        self.shard: Shard | None = None  # set under torchrun: batches then hold this rank's rows only
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -58,10 +98,25 @@ class DeviceData:
         """Boolean mask of samples whose given label equals the true label (None when truth is unknown)."""
         return None if self.true_labels is None else self.labels == self.true_labels
 
+    def gather(self, indices: torch.Tensor) -> torch.Tensor:
+        """The raw uint8 images ``(len(indices), C, H, W)`` of rows ``indices``, on the device."""
+        return self.images.index_select(0, indices)
+
+    def ordered_chunks(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """``(indices, raw uint8 images)`` of every row in dataset order, ``batch_size`` rows at a time (the
+        evaluation pass)."""
+        for start in range(0, len(self), batch_size):
+            idx = torch.arange(start, min(start + batch_size, len(self)), device=self.device)
+            yield idx, self.gather(idx)
+
     def batch(self, indices: torch.Tensor, views: Sequence[View], generator: torch.Generator | None) -> Batch:
-        """Gather rows ``indices`` and apply each view to them (one call per view, batched on the device)."""
-        raw = self.images.index_select(0, indices)
-        return Batch(tuple(view(raw, generator) for view in views), self.labels.index_select(0, indices), indices)
+        """Gather rows ``indices`` and apply each view to them (one call per view, batched on the device).
+
+        Under a :class:`Shard` the views are computed for the whole batch (cheap beside the networks, and it keeps
+        every rank's generator in step with a single-process run) and this rank keeps its rows.
+        """
+        return make_batch(self.gather(indices), self.labels.index_select(0, indices), indices, views, generator,
+                          self.shard)
 
     def batches(
         self,
@@ -93,3 +148,19 @@ class DeviceData:
         size = len(self) if size is None else size
         full, rest = divmod(size, batch_size)
         return full + (1 if rest >= min_size and not drop_last else 0)
+
+
+def make_batch(raw: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor, views: Sequence[View],
+               generator: torch.Generator | None, shard: Shard | None) -> Batch:
+    """Apply ``views`` to the raw rows of a (global) batch and keep ``shard``'s rows (all rows when None)."""
+    full = tuple(view(raw, generator) for view in views)
+    if shard is None or shard.world == 1:
+        return Batch(full, labels, indices)
+    lo, hi = shard.bounds(len(indices))
+    return Batch(tuple(v[lo:hi] for v in full), labels[lo:hi], indices[lo:hi], global_views=full,
+                 global_size=len(indices))
+
+
+def open_split(table: ImageTable, device: torch.device | str) -> "DeviceData":
+    """The training-side object of one split: a device-resident :class:`DeviceData` for an in-memory table."""
+    return DeviceData(table, device)
