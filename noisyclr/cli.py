@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from .errors import UserError
@@ -77,6 +78,8 @@ def _cmd_train(args) -> int:
         cfg = load_config(args.preset, list(args.overrides))
         result = run_training(cfg, args.out)
     s = result.summary
+    if os.environ.get("RANK", "0") != "0":  # under torchrun rank 0 reports for the job
+        return 0
     print(
         f"{s['method']} on {s['dataset']}: test acc last {s['test_acc_last']:.4f}, best {s['test_acc_best']:.4f}, "
         f"{s['epochs']} epochs in {s['wall_time_s']:.1f}s ({s['images_per_s']:.0f} img/s) -> {result.out_dir}"

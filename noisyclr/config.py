@@ -45,6 +45,29 @@ class DatasetConfig:
     # true class from the training set after noise injection and given back its true labels; the rest trains.
     # Used as MW-Net meta data and for model selection (val_acc). 0 = none. Needs known clean labels.
     clean_holdout: int = 0
+    # Streaming (folder source): the splits stay files on disk and DataLoader workers decode each batch; off = decode
+    # everything once into a table held on the device; auto = stream only when that table (train + test, uint8)
+    # would exceed resident_limit_gb. Only the folder source streams; the other sources are always resident.
+    stream: str = "auto"  # auto | on | off
+    resident_limit_gb: float = 8.0
+    # Worker processes that decode streamed batches (null = one per core, at most 8; 0 = the training process).
+    stream_workers: int | None = None
+    stream_prefetch: int = 2  # batches each worker decodes ahead
+
+    CHOICES = {"stream": ("auto", "on", "off")}
+
+    def check(self) -> None:
+        """Checks of values a type annotation cannot express (one-line UserErrors)."""
+        if self.clean_holdout < 0:
+            raise UserError(f"dataset.clean_holdout must be >= 0, got {self.clean_holdout}; e.g. 1000 for CIFAR")
+        if not self.resident_limit_gb > 0:
+            raise UserError(f"dataset.resident_limit_gb must be positive, got {self.resident_limit_gb}; "
+                            "e.g. 8 (GB of decoded images kept on the device before auto streams)")
+        if self.stream_workers is not None and self.stream_workers < 0:
+            raise UserError(f"dataset.stream_workers must be >= 0, got {self.stream_workers}; "
+                            "0 decodes in the training process, null uses one worker per core")
+        if self.stream_prefetch < 1:
+            raise UserError(f"dataset.stream_prefetch must be at least 1, got {self.stream_prefetch}")
 
 
 @dataclass
@@ -102,6 +125,8 @@ class TrainConfig:
     channels_last: bool | None = None  # null = on for CUDA, off for CPU
     eval_batch_size: int = 1024
     threads: int | None = None  # torch intra-op threads on the CPU (null = torch default)
+    fused_optimizer: bool | None = None  # SGD's fused kernel (null = on for CUDA, off for CPU: foreach there)
+    sync_bn: bool = False  # under torchrun: batch-norm statistics over the global batch (SyncBatchNorm)
 
 
 @dataclass
@@ -281,6 +306,8 @@ def _coerce(value, tp, key: str):
             return value
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return str(value)
+        if isinstance(value, bool):  # YAML 1.1 reads a bare on/off as a boolean: log.progress=off
+            return "on" if value else "off"
     elif isinstance(value, tp):
         return value
     raise UserError(f"config key '{key}' must be {_type_name(tp)}, got {value!r}")
@@ -360,8 +387,7 @@ def validate(cfg: Config) -> None:
         raise UserError("train.schedule=multistep needs train.milestones=[...] (epochs at which lr is multiplied by gamma)")
     if cfg.train.lars_trust <= 0:
         raise UserError(f"train.lars_trust must be positive, got {cfg.train.lars_trust}; SimCLR uses 0.001")
-    if cfg.dataset.clean_holdout < 0:
-        raise UserError(f"dataset.clean_holdout must be >= 0, got {cfg.dataset.clean_holdout}; e.g. 1000 for CIFAR")
+    cfg.dataset.check()
     if cfg.train.schedule == "step" and cfg.train.step_size < 1:
         raise UserError("train.schedule=step needs train.step_size=N (decay every N epochs)")
     check = getattr(cfg.method, "check", None)

@@ -16,6 +16,7 @@ import torch.nn as nn
 
 from .config import Config
 from .data.loader import DeviceData, View
+from .distributed import Distributed, convert_sync_batchnorm
 from .errors import UserError
 from .schedules import learning_rate, set_lr
 
@@ -47,6 +48,8 @@ class RunContext:
     holdout: DeviceData | None = None
     # id() of the normalisation-layer parameters of every network built here (train.no_decay_bn)
     _norm_ids: set = field(default_factory=set, repr=False)
+    # this process's rank and the collectives (a single process unless launched by torchrun)
+    dist: Distributed = field(default_factory=Distributed.single)
 
     # ---------------------------------------------------------------------------------------------- shapes
     @property
@@ -119,17 +122,21 @@ class RunContext:
             from .models.init import load_encoder
 
             load_encoder(net, m.init, backbone=m.backbone, width=m.width, mean=self.mean, std=self.std)
+        if self.cfg.train.sync_bn and self.dist.enabled:
+            net = convert_sync_batchnorm(net, self.device)
         net = net.to(self.device)
         if self.channels_last:
             net = net.to(memory_format=torch.channels_last)
         self._norm_ids |= norm_parameter_ids(net)
         return net
 
-    def compiled(self, net: nn.Module) -> nn.Module:
-        """``torch.compile(net)`` when ``train.compile`` is on; the same module otherwise.
+    def compiled(self, net: nn.Module, *, find_unused: bool = False) -> nn.Module:
+        """The training forward of ``net``: wrapped in DistributedDataParallel under torchrun, then
+        ``torch.compile``-d when ``train.compile`` is on; the same module otherwise.
 
-        The compiled wrapper shares parameters with ``net``, so checkpoints keep using the plain module.
+        The wrappers share parameters with ``net``, so checkpoints keep using the plain module.
         """
+        net = self.dist.wrap(net, find_unused=find_unused)
         return torch.compile(net) if self.cfg.train.compile else net
 
     def optimizer(self, params: Iterable | nn.Module) -> torch.optim.Optimizer:
@@ -159,7 +166,11 @@ class RunContext:
         if lars:
             return LARS(groups, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay,
                         trust_coefficient=t.lars_trust, nesterov=t.nesterov)
-        return torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay, nesterov=t.nesterov)
+        fused = self.device.type == "cuda" if t.fused_optimizer is None else t.fused_optimizer
+        # fused: one kernel for the whole update on CUDA; otherwise foreach (multi-tensor) where torch supports it
+        kernel = {"fused": True} if fused else {}
+        return torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay, nesterov=t.nesterov,
+                               **kernel)
 
     def sgd(self, params: Iterable | nn.Module) -> torch.optim.Optimizer:
         """The methods' optimiser (kept name): :meth:`optimizer`, i.e. SGD unless ``train.optimizer=lars``."""
@@ -197,6 +208,8 @@ class RunContext:
 
         ``forward(net, x)`` returns a tensor or a tuple of tensors (default: logits). Returns, per net, the
         outputs concatenated over the dataset (float32). Nets are put in eval mode and restored afterwards.
+        Under torchrun each rank scores its contiguous share of the rows and the outputs are all-gathered, so
+        every rank holds the same full result (and fits the same GMM on it).
         """
         forward = forward or (lambda net, x: net(x))
         (fn,) = self.views([view])
@@ -205,19 +218,23 @@ class RunContext:
             net.eval()
         outs: list[list] = [[] for _ in nets]
         bs = self.cfg.train.eval_batch_size
-        for _idx, raw in data.ordered_chunks(bs):
+        shard = self.dist.shard
+        rows = None if shard is None else shard.bounds(len(data))
+        for _idx, raw in data.ordered_chunks(bs, rows=rows):
             x = fn(raw, None)
             with self.autocast():
                 for out, net in zip(outs, nets):
                     out.append(forward(net, x))
         for net, mode in zip(nets, modes):
             net.train(mode)
+        sizes = None if shard is None else shard.sizes(len(data))
         result = []
         for out in outs:
             if isinstance(out[0], tuple):
-                result.append(tuple(torch.cat([o[i] for o in out]).float() for i in range(len(out[0]))))
+                parts = [torch.cat([o[i] for o in out]).float() for i in range(len(out[0]))]
+                result.append(tuple(self.dist.gather_rows(p, sizes) for p in parts))
             else:
-                result.append(torch.cat(out).float())
+                result.append(self.dist.gather_rows(torch.cat(out).float(), sizes))
         return result
 
     def eval_logits(self, nets: Sequence[nn.Module], data: DeviceData, view: str = "test") -> list[torch.Tensor]:

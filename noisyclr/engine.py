@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import random
 import sys
@@ -32,6 +33,7 @@ import torch
 from . import __version__
 from .config import Config, config_to_dict, load_saved_config, save_config
 from .context import RunContext, resolve_device
+from .distributed import Distributed
 from .data.loader import DeviceData, open_split
 from .data.prepare import check_saved_labels, prepare_data, save_labels
 from .errors import UserError
@@ -140,17 +142,24 @@ def _check_resume_overrides(overrides: list[str]) -> None:
             )
 
 
-def build_context(cfg: Config, data, device: torch.device) -> RunContext:
-    """Tables onto the device, one seeded data generator, and the precision machinery."""
+def build_context(cfg: Config, data, device: torch.device, dist: Distributed | None = None) -> RunContext:
+    """Tables onto the device, one seeded data generator, and the precision machinery.
+
+    Under torchrun (``dist``) every rank seeds the same generator (so all ranks draw the same global batches) and
+    the training split hands each rank its shard of every batch.
+    """
+    dist = dist or Distributed.single()
     generator = torch.Generator(device=device)
     generator.manual_seed(cfg.train.seed)
     scaler = None
     if cfg.train.precision == "fp16" and device.type == "cuda":
         scaler = torch.amp.GradScaler("cuda")
+    train = open_split(data.train, device)
+    train.shard = dist.shard
     return RunContext(
         cfg=cfg,
         device=device,
-        train=open_split(data.train, device),
+        train=train,
         test=open_split(data.test, device),
         mean=data.mean,
         std=data.std,
@@ -159,6 +168,7 @@ def build_context(cfg: Config, data, device: torch.device) -> RunContext:
         progress_enabled=_progress_enabled(cfg),
         scaler=scaler,
         holdout=open_split(data.holdout, device) if getattr(data, "holdout", None) is not None else None,
+        dist=dist,
     )
 
 
@@ -177,6 +187,15 @@ def run_training(
     """
     out_dir = Path(out_dir)
     ckpt_path = out_dir / CHECKPOINT
+    dist = Distributed.from_env(cfg.train.device if cfg is not None else "auto")
+    try:
+        return _run(cfg, out_dir, ckpt_path, dist, resume, overrides, stop_after_epoch)
+    finally:
+        dist.close()
+
+
+def _run(cfg, out_dir: Path, ckpt_path: Path, dist: Distributed, resume: bool, overrides, stop_after_epoch):
+    """:func:`run_training` in this process; under torchrun every rank runs it and only rank 0 writes files."""
     if resume:
         if not out_dir.is_dir():
             raise UserError(f"cannot resume: {out_dir} does not exist; pass the --out folder of an earlier run")
@@ -200,18 +219,25 @@ def run_training(
 
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
-    device = resolve_device(cfg.train.device)
+    device = dist.device(resolve_device(cfg.train.device))
     seed_everything(cfg.train.seed)
     data = prepare_data(cfg)
-    out_dir.mkdir(parents=True, exist_ok=True)
     if resume:
         check_saved_labels(data.train, out_dir)
-    else:
+    elif dist.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
         save_labels(data.train, out_dir)
-    save_config(cfg, out_dir / CONFIG)
+    if dist.is_main:
+        save_config(cfg, out_dir / CONFIG)
 
-    ctx = build_context(cfg, data, device)
-    method = get_method(cfg.method.name)(cfg, ctx)
+    method_class = get_method(cfg.method.name)
+    if dist.enabled and not method_class.distributed:
+        raise UserError(
+            f"method {cfg.method.name} does not run under torchrun yet (methods that do: "
+            f"{', '.join(distributed_methods())}); start it as one process"
+        )
+    ctx = build_context(cfg, data, device, dist)
+    method = method_class(cfg, ctx)
 
     start_epoch, wall_before, train_time, images_total = 0, 0.0, 0.0, 0
     if payload is not None:
@@ -222,7 +248,7 @@ def run_training(
         train_time = float(payload.get("train_time_s", 0.0))
         images_total = int(payload.get("images", 0))
 
-    logger = RunLogger(out_dir, cfg, resume_after_epoch=start_epoch)
+    logger = RunLogger(out_dir, cfg, resume_after_epoch=start_epoch) if dist.is_main else _NoLogger()
     t_start = time.perf_counter()
     epochs = cfg.train.epochs
     try:
@@ -231,13 +257,15 @@ def run_training(
             stats = method.train_epoch(epoch)
             t_train = time.perf_counter() - t0
             train_time += t_train
-            images_total += int(stats.pop("images", 0))
+            images_total += int(dist.sum_scalar(stats.pop("images", 0)))  # every rank's rows
+            if dist.enabled and "train_loss" in stats:
+                stats["train_loss"] = dist.mean_scalar(stats["train_loss"])
             row = {"epoch": epoch + 1, **evaluate_method(method, ctx), **stats}
             row["epoch_time_s"] = time.perf_counter() - t0
             row["train_time_s"] = t_train
             logger.log(row)
             last = epoch + 1 == epochs
-            if last or (epoch + 1) % max(cfg.log.checkpoint_every, 1) == 0:
+            if dist.is_main and (last or (epoch + 1) % max(cfg.log.checkpoint_every, 1) == 0):
                 save_checkpoint(
                     ckpt_path,
                     {
@@ -252,17 +280,40 @@ def run_training(
                 )
             if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and not last:
                 logger.close()
+                dist.barrier()
                 return RunResult(out_dir, {}, read_metrics(out_dir))
     finally:
         logger.close()
 
+    report = method.sample_report()  # every rank: the final division is a collective eval pass
+    if not dist.is_main:
+        dist.barrier()  # rank 0 has written the results
+        return RunResult(out_dir, json.loads((out_dir / SUMMARY).read_text()), read_metrics(out_dir))
     metrics = read_metrics(out_dir)
     summary = build_summary(cfg, data, device, metrics, wall_before + time.perf_counter() - t_start, train_time, images_total)
+    summary["world_size"] = dist.world
     atomic_write_json(out_dir / SUMMARY, summary)
-    report = method.sample_report()
     if report is not None:
         write_labels_csv(out_dir / "labels.csv", ctx.train, report)
+    dist.barrier()
     return RunResult(out_dir, summary, metrics)
+
+
+class _NoLogger:
+    """The logger of a rank other than 0: logs nothing."""
+
+    def log(self, row: dict) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def distributed_methods() -> list[str]:
+    """Names of the methods that run under torchrun."""
+    from .methods import METHODS
+
+    return sorted(name for name, cls in METHODS.items() if cls.distributed)
 
 
 def evaluate_method(method, ctx: RunContext) -> dict:

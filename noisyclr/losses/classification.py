@@ -50,14 +50,14 @@ def mean_absolute_error(logits: torch.Tensor, labels: torch.Tensor, reduction: s
     return _reduce(2.0 * (1.0 - p_y), reduction)
 
 
-def negative_entropy(logits: torch.Tensor) -> torch.Tensor:
-    """Batch mean of the negative entropy ``Σ_c p_c log p_c`` (a scalar ≤ 0).
+def negative_entropy(logits: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Batch mean (``reduction="mean"``) or per-sample values of the negative entropy ``Σ_c p_c log p_c`` (≤ 0).
 
     Adding it to a loss *maximises* prediction entropy: DivideMix's confidence penalty during warm-up under
     asymmetric noise, which keeps the network from becoming over-confident on the flipped labels.
     """
     log_p = F.log_softmax(logits.float(), dim=1)
-    return (log_p.exp() * log_p).sum(dim=1).mean()
+    return _reduce((log_p.exp() * log_p).sum(dim=1), reduction)
 
 
 CLASSIFICATION_LOSSES = ("ce", "gce", "mae")

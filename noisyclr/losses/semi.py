@@ -176,7 +176,13 @@ def mixmatch(
 
 
 def mixmatch_losses(
-    logits_x: torch.Tensor, targets_x: torch.Tensor, logits_u: torch.Tensor, targets_u: torch.Tensor
+    logits_x: torch.Tensor,
+    targets_x: torch.Tensor,
+    logits_u: torch.Tensor,
+    targets_u: torch.Tensor,
+    *,
+    batch_mean=None,
+    rows: tuple[int, int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """DivideMix's ``SemiLoss``: ``(L_x, L_u)``.
 
@@ -189,9 +195,14 @@ def mixmatch_losses(
     Args:
         logits_x: ``(R_x, C)``; targets_x: ``(R_x, C)`` mixed soft targets.
         logits_u: ``(R_u, C)``; targets_u: ``(R_u, C)``.
+        batch_mean, rows: under torchrun, ``batch_mean(values, global_rows)`` (a rank's share of a mean over the
+            global batch, :meth:`noisyclr.distributed.Distributed.batch_mean`) and the global ``(R_x, R_u)``;
+            default: the plain means over the given rows.
     """
-    l_x = soft_cross_entropy(logits_x, targets_x, reduction="mean")
-    l_u = ((torch.softmax(logits_u.float(), dim=1) - targets_u) ** 2).mean()
+    if batch_mean is None:
+        batch_mean, rows = (lambda values, _rows: values.mean()), (len(logits_x), len(logits_u))
+    l_x = batch_mean(soft_cross_entropy(logits_x, targets_x), rows[0])
+    l_u = batch_mean((torch.softmax(logits_u.float(), dim=1) - targets_u) ** 2, rows[1])
     return l_x, l_u
 
 
@@ -208,14 +219,20 @@ def lambda_u_at(t: float, warm_up: int, lambda_u: float, length: int = 16) -> fl
     return lambda_u * linear_rampup(t, warm_up, length)
 
 
-def uniform_prior_penalty(logits: torch.Tensor) -> torch.Tensor:
+def uniform_prior_penalty(logits: torch.Tensor, *, combine=None, rows: int | None = None) -> torch.Tensor:
     """DivideMix regulariser ``L_reg = Σ_c π_c log(π_c / p̄_c)`` = KL(π ‖ p̄), π uniform, p̄ = mean softmax.
 
     Penalises a batch whose average prediction drifts from uniform (prevents collapsing every sample onto one
     class). ``logits`` ``(M, C)`` (DivideMix: all 4B mixed rows) → scalar ≥ 0, 0 iff p̄ is uniform.
     ``log p̄`` is taken as ``logsumexp_i log softmax(z_i) − log M`` so that a class with vanishing mean probability
     gives a large finite penalty rather than ``log 0``.
+
+    Under torchrun p̄ is the mean over the global batch: ``combine`` merges the per-class logsumexp of every rank
+    with gradients (:meth:`noisyclr.distributed.Distributed.logsumexp_over_ranks`) and ``rows`` is the global M.
     """
     m, c = logits.shape
-    log_p_bar = torch.logsumexp(F.log_softmax(logits.float(), dim=1), dim=0) - math.log(m)
+    lse = torch.logsumexp(F.log_softmax(logits.float(), dim=1), dim=0)
+    if combine is not None:
+        lse, m = combine(lse), rows
+    log_p_bar = lse - math.log(m)
     return (-math.log(c) - log_p_bar).sum() / c

@@ -34,6 +34,7 @@ class Method:
     Config: ClassVar[type[MethodConfig]] = MethodConfig
     description: ClassVar[str] = ""
     divides: ClassVar[bool] = False  # whether it writes labels.csv (a clean/noisy division per sample)
+    distributed: ClassVar[bool] = False  # whether it runs under torchrun (its batch-coupled steps are made global)
 
     def __init__(self, cfg, ctx: RunContext):
         self.cfg = cfg

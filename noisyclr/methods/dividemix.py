@@ -67,6 +67,7 @@ class DivideMix(Method):
     Config = DivideMixConfig
     description = "two networks, per-sample loss GMM, co-divide, MixMatch (Li et al. 2020)"
     divides = True
+    distributed = True
     # names of the views of a semi-supervised batch: two weak views for targets and for MixMatch
     semi_views = ("weak", "weak")
     warmup_views = ("weak",)
@@ -116,12 +117,13 @@ class DivideMix(Method):
 
     # ---------------------------------------------------------------------------------------------- warm-up
     def warmup_loss(self, k: int, batch) -> torch.Tensor:
-        """CE on the given labels (+ the negative-entropy penalty under asymmetric noise)."""
+        """CE on the given labels (+ the negative-entropy penalty under asymmetric noise), batch means."""
         with self.ctx.autocast():
             logits = self.forwards[k](batch.views[0])
-        loss = cross_entropy(logits, batch.labels, reduction="mean")
+        mean = self.ctx.dist.batch_mean
+        loss = mean(cross_entropy(logits, batch.labels), batch.size)
         if self.warmup_penalty:
-            loss = loss + negative_entropy(logits)
+            loss = loss + mean(negative_entropy(logits, reduction="none"), batch.size)
         return loss
 
     def warmup(self, k: int, epoch: int) -> dict:
@@ -129,14 +131,15 @@ class DivideMix(Method):
         bs = self.mcfg.warmup_batch_size or 2 * self.cfg.train.batch_size
         views = ctx.views(self.warmup_views)
         net.train()
-        total, images = torch.zeros((), device=ctx.device), 0
+        total, images, rows = torch.zeros((), device=ctx.device), 0, 0
         batches = ctx.train.batches(bs, views, ctx.generator)
         for batch in ctx.progress(batches, ctx.train.num_batches(bs), f"warmup net{k + 1} ep{epoch + 1}"):
             loss = self.warmup_loss(k, batch)
             ctx.step(loss, opt)
-            total += loss.detach() * len(batch)
+            total += loss.detach() * batch.size
+            rows += batch.size
             images += len(batch)
-        return {"loss": float(total) / max(images, 1), "images": images}
+        return {"loss": float(total) / max(rows, 1), "images": images}
 
     # ---------------------------------------------------------------------------------------------- division
     def divide(self, k: int, epoch: int) -> torch.Tensor:
@@ -261,20 +264,33 @@ class DivideMix(Method):
         return targets_x, targets_u
 
     def mix_inputs(self, xb, ub) -> list[torch.Tensor]:
-        """The 4 image blocks MixMatch mixes: DivideMix mixes the same two weak views."""
-        return [xb.views[0], xb.views[1], ub.views[0], ub.views[1]]
+        """The 4 image blocks MixMatch mixes (every row of the global batch): DivideMix mixes the same two weak
+        views."""
+        return [xb.all_views[0], xb.all_views[1], ub.all_views[0], ub.all_views[1]]
 
     def semi_loss(self, k: int, peer: int, xb, ub, w: torch.Tensor, t: float, epoch: int) -> torch.Tensor:
-        """``L_x + λ_u(t)·L_u + L_reg`` of one MixMatch step (§1.4)."""
+        """``L_x + λ_u(t)·L_u + L_reg`` of one MixMatch step (§1.4).
+
+        Under torchrun the targets of every rank are gathered, every rank mixes the whole global batch with the
+        same λ and permutation, and forwards its own rows; the means run over the global batch.
+        """
+        dist = self.ctx.dist
         targets_x, targets_u = self.targets(k, peer, xb, ub, w)
-        n_x = 2 * len(xb)
+        if dist.enabled:
+            targets_x = dist.gather_rows(targets_x, dist.shard.sizes(xb.size))
+            targets_u = dist.gather_rows(targets_u, dist.shard.sizes(ub.size))
         inputs = self.mix_inputs(xb, ub)
         mixed_x, mixed_y, _ = mixmatch(inputs, [targets_x, targets_x, targets_u, targets_u], self.mcfg.alpha, self.ctx.generator)
+        blocks = [xb.size, xb.size, ub.size, ub.size]
+        mixed_x, mixed_y = dist.local_blocks(mixed_x, blocks), dist.local_blocks(mixed_y, blocks)
         with self.ctx.autocast():
             logits = self.forwards[k](mixed_x)
-        l_x, l_u = mixmatch_losses(logits[:n_x], mixed_y[:n_x], logits[n_x:], mixed_y[n_x:])
+        n_x = 2 * len(xb)
+        l_x, l_u = mixmatch_losses(logits[:n_x], mixed_y[:n_x], logits[n_x:], mixed_y[n_x:],
+                                   batch_mean=dist.batch_mean, rows=(2 * xb.size, 2 * ub.size))
         lam_u = lambda_u_at(t, self.mcfg.warmup_epochs, self.mcfg.lambda_u, self.mcfg.rampup_length)
-        return l_x + lam_u * l_u + uniform_prior_penalty(logits)
+        penalty = uniform_prior_penalty(logits, combine=dist.logsumexp_over_ranks, rows=sum(blocks))
+        return l_x + lam_u * l_u + penalty
 
     # ---------------------------------------------------------------------------------------------- outputs
     def sample_report(self) -> dict:

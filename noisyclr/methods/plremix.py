@@ -73,6 +73,7 @@ class PLReMixConfig(DivideMixConfig):
 class PLReMix(DivideMix):
     Config = PLReMixConfig
     description = "DivideMix + Pseudo-Label Relaxed contrastive loss + 2-D GMM with prototypes (Liu et al. 2025)"
+    distributed = False  # the PLR/FlatNCE terms and prototype updates are not made global yet
 
     def __init__(self, cfg, ctx):
         m = cfg.method
@@ -145,7 +146,7 @@ class PLReMix(DivideMix):
     # ---------------------------------------------------------------------------------------------- semi
     def mix_inputs(self, xb, ub) -> list[torch.Tensor]:
         """PLReMix mixes the strong views (weak views only give the targets)."""
-        return [xb.views[2], xb.views[3], ub.views[2], ub.views[3]]
+        return [xb.all_views[2], xb.all_views[3], ub.all_views[2], ub.all_views[3]]
 
     def semi_loss(self, k: int, peer: int, xb, ub, w: torch.Tensor, t: float, epoch: int) -> torch.Tensor:
         loss = super().semi_loss(k, peer, xb, ub, w, t, epoch)

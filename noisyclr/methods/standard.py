@@ -35,6 +35,7 @@ class StandardConfig(MethodConfig):
 class Standard(Method):
     Config = StandardConfig
     description = "one network on the given labels: CE, GCE (L_q) or MAE, optional entropy penalty"
+    distributed = True
 
     def __init__(self, cfg, ctx):
         super().__init__(cfg, ctx)
@@ -44,12 +45,17 @@ class Standard(Method):
         self.forward = ctx.compiled(net)
         self.views = ctx.views(["weak"])
 
-    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Mean of the configured per-sample loss, plus ``neg_entropy ·`` the negative-entropy penalty."""
-        m = self.mcfg
-        loss = classification_loss(m.loss, logits, labels, q=m.q, reduction="mean")
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor, rows: int | None = None) -> torch.Tensor:
+        """Mean of the configured per-sample loss, plus ``neg_entropy ·`` the negative-entropy penalty.
+
+        ``rows``: size of the global batch under torchrun (this rank's share of the mean, see
+        :meth:`noisyclr.distributed.Distributed.batch_mean`); default: ``len(labels)``.
+        """
+        m, mean = self.mcfg, self.ctx.dist.batch_mean
+        rows = len(labels) if rows is None else rows
+        loss = mean(classification_loss(m.loss, logits, labels, q=m.q), rows)
         if m.neg_entropy:
-            loss = loss + m.neg_entropy * negative_entropy(logits)
+            loss = loss + m.neg_entropy * mean(negative_entropy(logits, reduction="none"), rows)
         return loss
 
     def train_epoch(self, epoch: int) -> dict:
@@ -58,18 +64,19 @@ class Standard(Method):
         steps = ctx.train.num_batches(bs)
         net.train()
         total = torch.zeros((), device=ctx.device)
-        images = 0
+        images, rows = 0, 0  # this rank's images; rows of the global batches (the loss average)
         lr = 0.0
         batches = ctx.train.batches(bs, self.views, ctx.generator)
         for step, batch in enumerate(ctx.progress(batches, steps, f"epoch {epoch + 1}")):
             lr = ctx.schedule(opt, epoch, step, steps)
             with ctx.autocast():
                 logits = self.forward(batch.views[0])
-            loss = self.loss(logits, batch.labels)
+            loss = self.loss(logits, batch.labels, batch.size)
             ctx.step(loss, opt)
-            total += loss.detach() * len(batch)  # accumulated on the device: no host sync per step
+            total += loss.detach() * batch.size  # accumulated on the device: no host sync per step
+            rows += batch.size
             images += len(batch)
-        out = {"train_loss": float(total) / max(images, 1), "images": images, "lr": lr}
+        out = {"train_loss": float(total) / max(rows, 1), "images": images, "lr": lr}
         if self.mcfg.track_memorisation and ctx.train.is_clean is not None:
             out["clean_auc"] = self.memorisation_auc()
         return out
