@@ -47,7 +47,8 @@ CONFIG = "config.yaml"
 SUMMARY = "summary.json"
 
 # Keys that may change when a run is resumed: how long it runs and how it reports, never what it computes.
-RESUMABLE_OVERRIDES = ("train.epochs", "train.device", "train.threads", "log.")
+RESUMABLE_OVERRIDES = ("train.epochs", "train.device", "train.threads", "dataset.stream_workers", "dataset.stream_prefetch",
+                       "log.")
 
 
 # ------------------------------------------------------------------------------------------------------ RNG state
@@ -137,7 +138,7 @@ def _check_resume_overrides(overrides: list[str]) -> None:
         key = item.partition("=")[0].strip()
         if not any(key == k or (k.endswith(".") and key.startswith(k)) for k in RESUMABLE_OVERRIDES):
             raise UserError(
-                f"'{key}' cannot change when resuming (only train.epochs, train.device, train.threads and log.*); "
+                f"'{key}' cannot change when resuming (only train.epochs, train.device, train.threads, dataset.stream_workers, dataset.stream_prefetch and log.*); "
                 "start a new run with --out to change it"
             )
 

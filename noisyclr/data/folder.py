@@ -1,7 +1,8 @@
 """``folder``: an image-classification tree ``root/train/<class>/*`` and ``root/test/<class>/*``.
 
 Also home of the decode + on-disk cache helpers that every file-based source shares
-(:func:`load_images_cached`, :func:`channel_mean_std`).
+(:func:`load_images_cached`, :func:`channel_mean_std`, :func:`decode_rows`, which the streaming loader's workers
+call too). :func:`list_folder` lists the same tree without decoding, for a streamed run.
 
 Decoding tens of thousands of small JPEGs is bound by Python overhead per file, so it runs in worker processes
 (threads do not help under the GIL); the decoded arrays and the train mean/std are cached in one uncompressed
@@ -23,7 +24,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import UserError
 from ..io import atomic_write
-from .table import DatasetSplits, ImageTable
+from .table import DatasetSplits, FileTable, ImageTable
 
 CACHE_VERSION = "1"
 _CHUNK = 512  # images per worker task: big enough to amortise pickling, small enough to balance 2+ workers
@@ -80,24 +81,42 @@ def _decode_one(full: str, rel: str, size: int | None) -> np.ndarray:
             if size is not None and img.size != (size, size):
                 img = img.resize((size, size), Image.BILINEAR)
             return np.asarray(img, dtype=np.uint8)
+    except FileNotFoundError:
+        # listed earlier (a streamed run lists once at the start), gone now
+        raise UserError(f"image {full} is missing; restore it, or start a new run (--out) so the folder is "
+                        "listed again") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         reason = str(exc).split("\n")[0] or type(exc).__name__
         raise UserError(f"cannot read image {rel} ({reason}); delete or replace that file") from None
 
 
-def _decode_chunk(root: str, rels: list[str], size: int | None):
-    """Decode ``rels`` into one ``(n, H, W, 3)`` array; on failure return ``("error", message)`` instead, because
-    the message must name the file and an exception raised in a worker would lose its one-line form."""
+def decode_rows(root: str, rels: list[str], size: int | None, shape: tuple | None = None):
+    """Decode ``root/rel`` for every ``rel`` into one ``(n, H, W, 3)`` uint8 array (resized to ``size``² when
+    given). Every image must have ``shape`` ``(H, W, 3)`` (default: the first one's).
+
+    On failure returns ``("error", message)`` instead of raising, because this runs in worker processes and the
+    message must name the file: an exception raised in a worker comes back with its traceback folded in.
+    """
     out = []
     for rel in rels:
         try:
             arr = _decode_one(os.path.join(root, rel), rel, size)
         except UserError as exc:
             return ("error", str(exc))
-        if out and arr.shape != out[0].shape:
-            return ("error", _size_message(rel, arr.shape, out[0].shape))
+        want = shape if shape is not None else (out[0].shape if out else None)
+        if want is not None and arr.shape != tuple(want):
+            return ("error", _size_message(rel, arr.shape, want))
         out.append(arr)
-    arr = np.stack(out) if out else np.zeros((0, 1, 1, 3), np.uint8)
+    if out:
+        return np.stack(out)
+    return np.zeros((0,) + tuple(shape or (1, 1, 3)), np.uint8)
+
+
+def _decode_chunk(root: str, rels: list[str], size: int | None):
+    """:func:`decode_rows` plus the chunk's grey-level histogram: ``(array, histogram)`` or ``("error", message)``."""
+    arr = decode_rows(root, rels, size)
+    if isinstance(arr, tuple):
+        return arr
     # The histogram is taken here so that the statistics pass runs in the workers too.
     return arr, channel_histogram(arr)
 
@@ -311,6 +330,20 @@ def check_positive_option(name: str, value) -> int | None:
     return int(value)
 
 
+def _folder_options(root, image_size, workers, clean_labels) -> tuple[Path, int | None, int | None]:
+    """The checked ``(root, image_size, workers)`` of the folder source (:func:`load_folder`, :func:`list_folder`)."""
+    if root is None:
+        raise UserError("dataset folder needs a root; set dataset.root=PATH (a folder with train/ and test/)")
+    if not isinstance(clean_labels, bool):
+        raise UserError(f"dataset.options.clean_labels must be true or false, got {clean_labels!r}")
+    return (Path(root).expanduser(), check_positive_option("image_size", image_size),
+            check_positive_option("workers", workers))
+
+
+def _true_labels(split: str, labels: np.ndarray, clean_labels: bool) -> np.ndarray | None:
+    return labels.copy() if (clean_labels or split == "test") else None
+
+
 def load_folder(root, *, cache_dir=None, image_size: int | None = None, workers: int | None = None,
                 clean_labels: bool = True) -> DatasetSplits:
     """Load ``root/train/<class>/*`` and ``root/test/<class>/*`` (any Pillow format, converted to RGB).
@@ -319,13 +352,7 @@ def load_folder(root, *, cache_dir=None, image_size: int | None = None, workers:
     ``train/frog/0000.jpg``). Normalisation is the train set's per-channel mean/std. ``clean_labels=False`` marks
     the folder labels as themselves noisy (``true_labels=None`` on the train table).
     """
-    if root is None:
-        raise UserError("dataset folder needs a root; set dataset.root=PATH (a folder with train/ and test/)")
-    root = Path(root).expanduser()
-    image_size = check_positive_option("image_size", image_size)
-    workers = check_positive_option("workers", workers)
-    if not isinstance(clean_labels, bool):
-        raise UserError(f"dataset.options.clean_labels must be true or false, got {clean_labels!r}")
+    root, image_size, workers = _folder_options(root, image_size, workers, clean_labels)
     classes, listing = scan_folder(root)
     images, mean, std = load_images_cached(
         root, {split: rels for split, (rels, _) in listing.items()},
@@ -333,6 +360,26 @@ def load_folder(root, *, cache_dir=None, image_size: int | None = None, workers:
     )
     tables = {}
     for split, (rels, labels) in listing.items():
-        clean = labels.copy() if (clean_labels or split == "test") else None
-        tables[split] = ImageTable(images[split], labels, clean, list(classes), paths=rels)
+        tables[split] = ImageTable(images[split], labels, _true_labels(split, labels, clean_labels), list(classes),
+                                   paths=rels)
     return DatasetSplits("folder", tables["train"], tables["test"], mean, std, info={"root": str(root)})
+
+
+def list_folder(root, *, cache_dir=None, image_size: int | None = None, workers: int | None = None,
+                clean_labels: bool = True) -> DatasetSplits:
+    """The same splits as :func:`load_folder` as :class:`FileTable` listings: files and labels, nothing decoded
+    but the first image of each split (for its size when ``image_size`` is not given).
+
+    ``mean``/``std`` are left ``None`` (estimated from a sample by :func:`noisyclr.data.stream.sample_mean_std`
+    when the config does not give them). Takes the options of :func:`load_folder`; ``cache_dir`` and ``workers``
+    (the cache's decode processes) are accepted for that and unused.
+    """
+    root, image_size, _ = _folder_options(root, image_size, workers, clean_labels)
+    classes, listing = scan_folder(root)
+    real = os.path.realpath(root)
+    tables = {}
+    for split, (rels, labels) in listing.items():
+        first = _decode_one(os.path.join(real, rels[0]), rels[0], image_size)
+        tables[split] = FileTable(real, rels, labels, _true_labels(split, labels, clean_labels), list(classes),
+                                  image_shape=first.shape, image_size=image_size)
+    return DatasetSplits("folder", tables["train"], tables["test"], None, None, info={"root": str(root)})

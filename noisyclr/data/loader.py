@@ -102,11 +102,13 @@ class DeviceData:
         """The raw uint8 images ``(len(indices), C, H, W)`` of rows ``indices``, on the device."""
         return self.images.index_select(0, indices)
 
-    def ordered_chunks(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """``(indices, raw uint8 images)`` of every row in dataset order, ``batch_size`` rows at a time (the
-        evaluation pass)."""
-        for start in range(0, len(self), batch_size):
-            idx = torch.arange(start, min(start + batch_size, len(self)), device=self.device)
+    def ordered_chunks(self, batch_size: int, rows: tuple[int, int] | None = None
+                       ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """``(indices, raw uint8 images)`` of rows ``[start, stop)`` (default: all) in dataset order,
+        ``batch_size`` rows at a time (the evaluation pass; a torchrun rank passes its share)."""
+        start, stop = (0, len(self)) if rows is None else rows
+        for lo in range(start, stop, batch_size):
+            idx = torch.arange(lo, min(lo + batch_size, stop), device=self.device)
             yield idx, self.gather(idx)
 
     def batch(self, indices: torch.Tensor, views: Sequence[View], generator: torch.Generator | None) -> Batch:
@@ -161,6 +163,14 @@ def make_batch(raw: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor, v
                  global_size=len(indices))
 
 
-def open_split(table: ImageTable, device: torch.device | str) -> "DeviceData":
-    """The training-side object of one split: a device-resident :class:`DeviceData` for an in-memory table."""
+def open_split(table, device: torch.device | str):
+    """The training-side object of one split: a device-resident :class:`DeviceData` for an in-memory
+    :class:`ImageTable`, a :class:`~noisyclr.data.stream.StreamingData` (files decoded per batch by DataLoader
+    workers) for a :class:`~noisyclr.data.table.FileTable` listing."""
+    from .table import FileTable
+
+    if isinstance(table, FileTable):
+        from .stream import StreamingData  # late import: stream builds on this module
+
+        return StreamingData(table, device)
     return DeviceData(table, device)

@@ -1,4 +1,9 @@
-"""From config to the two tables a run trains and tests on: load the source, inject noise, subset, save labels."""
+"""From config to the two tables a run trains and tests on: load the source, inject noise, subset, save labels.
+
+A streamed run (``dataset.stream``) gets :class:`~noisyclr.data.table.FileTable` listings instead of decoded
+tables; noise, the clean holdout, the limits and ``train_labels.csv`` only need labels and paths, so they are
+the same in both modes.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ import numpy as np
 
 from ..config import Config
 from ..errors import UserError
-from .table import ImageTable
+from .table import DatasetSplits, FileTable, ImageTable
 
 LABELS_FILE = "train_labels.csv"
 
@@ -19,12 +24,12 @@ LABELS_FILE = "train_labels.csv"
 @dataclass
 class PreparedData:
     name: str
-    train: ImageTable
-    test: ImageTable
+    train: ImageTable | FileTable
+    test: ImageTable | FileTable
     mean: tuple[float, ...]
     std: tuple[float, ...]
     # clean held-out split (dataset.clean_holdout): labels = true labels; None when not asked for
-    holdout: ImageTable | None = None
+    holdout: ImageTable | FileTable | None = None
 
     @property
     def actual_noise_rate(self) -> float | None:
@@ -49,14 +54,14 @@ def stratified_subset(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
     return np.sort(keep)
 
 
-def split_clean_holdout(table: ImageTable, size: int, seed: int) -> tuple[ImageTable, ImageTable]:
+def split_clean_holdout(table, size: int, seed: int) -> tuple:
     """``(rest, holdout)``: ``size`` rows drawn stratified by the TRUE class, given back their true labels.
 
     Ghosh & Lan hold 1,000 of the 50,000 CIFAR training images out of the noise (seeded random split, noise injected
     into the other 49,000) as clean meta / validation data. Here the noise is injected into the whole training set
     first (so reference noise files indexed over all N images still apply) and the held-out rows then get their true
     labels back: the rest carries exactly the labels it would have had, and the held-out rows are clean. Both keep
-    dataset order. Needs known clean labels.
+    dataset order. Needs known clean labels. ``table`` is an :class:`ImageTable` or a :class:`FileTable`.
     """
     if table.true_labels is None:
         raise UserError(
@@ -75,14 +80,53 @@ def split_clean_holdout(table: ImageTable, size: int, seed: int) -> tuple[ImageT
     return table.subset(rest), held
 
 
-def prepare_data(cfg: Config) -> PreparedData:
-    """Load ``cfg.dataset``, inject ``cfg.noise`` into the training labels, hold out clean rows, apply the limits."""
-    from .noise import apply_noise
-    from .sources import load_dataset
+def load_splits(cfg: Config) -> DatasetSplits:
+    """The source's splits: :class:`FileTable` listings when the run streams, decoded tables otherwise.
 
+    ``dataset.stream=on`` streams (sources that can, i.e. ``folder``); ``auto`` streams when the decoded train and
+    test tables together would exceed ``dataset.resident_limit_gb``; ``off`` never streams. A streamed listing
+    carries the worker settings, and its mean/std are estimated from a sample of the train files
+    (:func:`~noisyclr.data.stream.sample_mean_std`) unless the config gives both.
+    """
+    from .sources import can_stream, list_dataset, load_dataset
+
+    d = cfg.dataset
+    if d.stream != "off" and can_stream(d.name):
+        listed = list_dataset(d.name, d.root, cache_dir=d.cache_dir, **d.options)
+        if d.stream == "on" or listed.train.nbytes + listed.test.nbytes > d.resident_limit_gb * 1e9:
+            for table in (listed.train, listed.test):
+                table.workers, table.prefetch = d.stream_workers, d.stream_prefetch
+            if listed.mean is None and (d.mean is None or d.std is None):
+                from .stream import sample_mean_std
+
+                listed.mean, listed.std = sample_mean_std(listed.train)
+            return listed
+    elif d.stream == "on":
+        raise UserError(
+            f"dataset.stream=on needs a source that can stream (folder); dataset {d.name} is always decoded into "
+            "memory, set dataset.stream=auto"
+        )
+    return load_dataset(d.name, d.root, cache_dir=d.cache_dir, **d.options)
+
+
+def _apply_noise(table, **kwargs):
+    """:func:`~noisyclr.data.noise.apply_noise` for an :class:`ImageTable` or a :class:`FileTable`."""
+    from .noise import apply_noise
+
+    if not isinstance(table, FileTable):
+        return apply_noise(table, **kwargs)
+    # apply_noise reads labels, class names and paths only; a zero-stride placeholder stands in for the images
+    placeholder = np.broadcast_to(np.zeros((1, 1, 1, 1), np.uint8), (len(table), 1, 1, 1))
+    proxy = ImageTable(placeholder, table.labels, table.true_labels, table.class_names, paths=table.paths)
+    return table.with_labels(apply_noise(proxy, **kwargs).labels)
+
+
+def prepare_data(cfg: Config) -> PreparedData:
+    """Load (or, when streaming, list) ``cfg.dataset``, inject ``cfg.noise`` into the training labels, hold out
+    clean rows, apply the limits."""
     d, n = cfg.dataset, cfg.noise
-    splits = load_dataset(d.name, d.root, cache_dir=d.cache_dir, **d.options)
-    train = apply_noise(
+    splits = load_splits(cfg)
+    train = _apply_noise(
         splits.train,
         kind=n.kind,
         rate=n.rate,
@@ -106,21 +150,21 @@ def prepare_data(cfg: Config) -> PreparedData:
     # a data-derived std can be 0 for a constant channel (e.g. an unused blue channel); one grey level keeps the
     # normalisation finite without changing any channel that varies
     std = tuple(d.std) if d.std is not None else tuple(max(float(s), 1 / 255) for s in splits.std)
-    channels = train.images.shape[-1]
+    channels = train.image_shape[-1]
     if len(mean) != channels or len(std) != channels:
         raise UserError(
             f"dataset.mean/std have {len(mean)}/{len(std)} values but the images have {channels} channels; "
             f"give {channels} values each"
         )
-    if test.images.shape[1:] != train.images.shape[1:]:
+    if test.image_shape != train.image_shape:
         raise UserError(
-            f"test images are {test.images.shape[1:]} but train images are {train.images.shape[1:]}; "
+            f"test images are {test.image_shape} but train images are {train.image_shape}; "
             "give the source an image_size option so both are resized alike"
         )
     return PreparedData(splits.name, train, test, mean, std, holdout)
 
 
-def labels_csv_text(table: ImageTable) -> str:
+def labels_csv_text(table: ImageTable | FileTable) -> str:
     """The training labels as CSV: ``index,given_label,true_label[,path]`` (true_label empty when unknown)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
@@ -134,14 +178,14 @@ def labels_csv_text(table: ImageTable) -> str:
     return buf.getvalue()
 
 
-def save_labels(table: ImageTable, out_dir: Path) -> None:
+def save_labels(table: ImageTable | FileTable, out_dir: Path) -> None:
     """Write the labels the run trains on (and the true ones) to ``train_labels.csv``."""
     from ..io import atomic_write_text
 
     atomic_write_text(Path(out_dir) / LABELS_FILE, labels_csv_text(table))
 
 
-def check_saved_labels(table: ImageTable, out_dir: Path) -> None:
+def check_saved_labels(table: ImageTable | FileTable, out_dir: Path) -> None:
     """On resume: the regenerated labels must equal the saved ones, or the data changed under the run."""
     path = Path(out_dir) / LABELS_FILE
     if path.exists() and path.read_text() != labels_csv_text(table):

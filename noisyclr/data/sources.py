@@ -2,6 +2,8 @@
 
 Every loader returns a :class:`~noisyclr.data.table.DatasetSplits` with clean labels (``true_labels`` set) unless
 the source says its labels are themselves noisy; label noise is added afterwards by :mod:`noisyclr.data.noise`.
+A source that can stream (``folder``) also has a lister: :func:`list_dataset` gives its splits as file listings
+(:class:`~noisyclr.data.table.FileTable`) without decoding them.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from ..errors import UserError
 from .animal10n import load_animal10n
 from .cifar import load_cifar10, load_cifar100
 from .digits import load_digits
-from .folder import load_folder
+from .folder import list_folder, load_folder
 from .synthetic import load_synthetic
 from .table import DatasetSplits
 from .tiny_imagenet import load_tiny_imagenet
@@ -27,6 +29,8 @@ class _Source:
     needs_root: bool
     uses_cache: bool
     description: str
+    # the same splits listed, not decoded (a streamed run); None: the source is always decoded into memory
+    lister: Callable[..., DatasetSplits] | None = None
 
 
 _REGISTRY: dict[str, _Source] = {
@@ -40,7 +44,8 @@ _REGISTRY: dict[str, _Source] = {
     "cifar100": _Source(load_cifar100, True, False,
                         "root holds cifar-100-python/ (train, test, meta) or is it"),
     "folder": _Source(load_folder, True, True,
-                      "root/train/<class>/* and root/test/<class>/* images (any format); option image_size"),
+                      "root/train/<class>/* and root/test/<class>/* images (any format); option image_size; "
+                      "can stream (dataset.stream)", lister=list_folder),
     "tiny_imagenet": _Source(load_tiny_imagenet, True, True,
                              "root is tiny-imagenet-200/ or holds it (train/<wnid>/images, val/val_annotations.txt)"),
     "animal10n": _Source(load_animal10n, True, True,
@@ -62,6 +67,12 @@ def _options_of(loader: Callable) -> list[str]:
     return [p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name != "cache_dir"]
 
 
+def can_stream(name: str) -> bool:
+    """Whether the source ``name`` can be listed without decoding (:func:`list_dataset`)."""
+    source = _REGISTRY.get(name)
+    return source is not None and source.lister is not None
+
+
 def load_dataset(name: str, root: str | None = None, *, cache_dir: str | None = None, **options) -> DatasetSplits:
     """Load the source ``name`` (see :data:`SOURCES`) with its source-specific ``options``.
 
@@ -69,6 +80,16 @@ def load_dataset(name: str, root: str | None = None, *, cache_dir: str | None = 
     is where decoded images are cached (``folder``, ``tiny_imagenet``; default ``$NOISYCLR_CACHE`` or
     ``~/.cache/noisyclr``). Unknown names and options raise :class:`UserError`.
     """
+    return _call(name, root, cache_dir, options, listing=False)
+
+
+def list_dataset(name: str, root: str | None = None, *, cache_dir: str | None = None, **options) -> DatasetSplits:
+    """The splits of source ``name`` as file listings (:class:`~noisyclr.data.table.FileTable`), nothing decoded;
+    same arguments and checks as :func:`load_dataset`. Only for sources where :func:`can_stream` holds."""
+    return _call(name, root, cache_dir, options, listing=True)
+
+
+def _call(name: str, root, cache_dir, options: dict, listing: bool) -> DatasetSplits:
     source = _REGISTRY.get(name)
     if source is None:
         close = difflib.get_close_matches(str(name), list(_REGISTRY), n=1)
@@ -88,4 +109,8 @@ def load_dataset(name: str, root: str | None = None, *, cache_dir: str | None = 
         raise UserError(f"dataset {name} needs a root folder; set dataset.root=PATH ({source.description})")
     if source.uses_cache:
         options["cache_dir"] = cache_dir
+    if listing:
+        if source.lister is None:
+            raise ValueError(f"dataset {name} cannot be listed without decoding")  # callers check can_stream
+        return source.lister(*args, **options)
     return source.loader(*args, **options)

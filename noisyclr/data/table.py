@@ -1,8 +1,9 @@
-"""The in-memory table every data source returns."""
+"""The tables a data source returns: decoded images in memory (:class:`ImageTable`), or for a streamed run the
+file list only (:class:`FileTable`, decoded batch by batch by :mod:`noisyclr.data.stream`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -42,6 +43,11 @@ class ImageTable:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """``(H, W, C)`` of every image."""
+        return tuple(self.images.shape[1:])
+
     def subset(self, index: np.ndarray) -> "ImageTable":
         """Rows ``index`` of this table, in that order."""
         index = np.asarray(index)
@@ -55,15 +61,80 @@ class ImageTable:
 
 
 @dataclass
+class FileTable:
+    """The files and labels of one split, not decoded: what a streamed run holds (see :mod:`.stream`).
+
+    Attributes:
+        root: folder the ``paths`` are relative to.
+        paths: ``N`` relative image paths (dataset order); the same ``paths`` an :class:`ImageTable` of the source
+            carries, so noise files and ``train_labels.csv`` are identical in both modes.
+        labels, true_labels, class_names: as in :class:`ImageTable`.
+        image_shape: ``(H, W, C)`` every file is decoded to.
+        image_size: side every image is resized to (``dataset.options.image_size``); ``None``: no resizing, and
+            an image whose size differs from ``image_shape`` is an error.
+        workers: DataLoader worker processes that decode (``None``: one per core, at most 8; 0: the training
+            process decodes); prefetch: batches each worker decodes ahead.
+    """
+
+    root: str
+    paths: list[str]
+    labels: np.ndarray
+    true_labels: np.ndarray | None
+    class_names: list[str]
+    image_shape: tuple[int, int, int]
+    image_size: int | None = None
+    workers: int | None = None
+    prefetch: int = 2
+
+    def __post_init__(self):
+        self.labels = np.asarray(self.labels, dtype=np.int64)
+        if self.true_labels is not None:
+            self.true_labels = np.asarray(self.true_labels, dtype=np.int64)
+        self.image_shape = tuple(int(v) for v in self.image_shape)
+        if len(self.labels) != len(self.paths):
+            raise ValueError(f"{len(self.paths)} files but {len(self.labels)} labels")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the split would take decoded to a uint8 table."""
+        return len(self) * int(np.prod(self.image_shape))
+
+    def subset(self, index: np.ndarray) -> "FileTable":
+        """Rows ``index`` of this table, in that order."""
+        index = np.asarray(index, dtype=np.int64)
+        return replace(
+            self,
+            paths=[self.paths[i] for i in index],
+            labels=self.labels[index],
+            true_labels=None if self.true_labels is None else self.true_labels[index],
+            class_names=list(self.class_names),
+        )
+
+    def with_labels(self, labels: np.ndarray) -> "FileTable":
+        """The same files carrying ``labels`` (e.g. after noise injection)."""
+        return replace(self, labels=np.asarray(labels, dtype=np.int64).copy(), paths=list(self.paths),
+                       true_labels=None if self.true_labels is None else self.true_labels.copy())
+
+
+@dataclass
 class DatasetSplits:
     """A data source's output: the train and test tables plus the per-channel normalisation.
 
-    ``mean`` and ``std`` are in [0, 1] pixel units (as torchvision's Normalize after ToTensor).
+    ``mean`` and ``std`` are in [0, 1] pixel units (as torchvision's Normalize after ToTensor). A listing of files
+    (:class:`FileTable` splits) may leave them ``None``: they are then estimated from a sample of the train files
+    unless the config gives them.
     """
 
     name: str
-    train: ImageTable
-    test: ImageTable
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
+    train: ImageTable | FileTable
+    test: ImageTable | FileTable
+    mean: tuple[float, ...] | None
+    std: tuple[float, ...] | None
     info: dict = field(default_factory=dict)
