@@ -169,8 +169,16 @@ class RunContext:
         fused = self.device.type == "cuda" if t.fused_optimizer is None else t.fused_optimizer
         # fused: one kernel for the whole update on CUDA; otherwise foreach (multi-tensor) where torch supports it
         kernel = {"fused": True} if fused else {}
-        return torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay, nesterov=t.nesterov,
-                               **kernel)
+        opt = torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay, nesterov=t.nesterov,
+                              **kernel)
+        if fused and t.momentum:
+            # torch's fused SGD fails when momentum buffers appear at different steps (PLReMix's projector gets its
+            # first gradient after warm-up). A zero buffer is the same update as a missing one (dampening 0: the
+            # first step sets buf = grad either way), so create them all now.
+            for group in opt.param_groups:
+                for p in group["params"]:
+                    opt.state[p]["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        return opt
 
     def sgd(self, params: Iterable | nn.Module) -> torch.optim.Optimizer:
         """The methods' optimiser (kept name): :meth:`optimizer`, i.e. SGD unless ``train.optimizer=lars``."""
