@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
 from .errors import UserError
@@ -78,7 +77,9 @@ def _cmd_train(args) -> int:
         cfg = load_config(args.preset, list(args.overrides))
         result = run_training(cfg, args.out)
     s = result.summary
-    if os.environ.get("RANK", "0") != "0":  # under torchrun rank 0 reports for the job
+    from .distributed import is_main_process
+
+    if not is_main_process():  # under torchrun rank 0 reports for the job
         return 0
     print(
         f"{s['method']} on {s['dataset']}: test acc last {s['test_acc_last']:.4f}, best {s['test_acc_best']:.4f}, "
@@ -104,6 +105,10 @@ def _cmd_pretrain(args) -> int:
     s = result.summary
     acc = s.get("test_acc_last")
     knn = f"k-NN test acc {acc:.4f}" if acc is not None else "no k-NN accuracy"
+    from .distributed import is_main_process
+
+    if not is_main_process():
+        return 0
     print(
         f"{s['method']} on {s['dataset']}: {knn}, {s['epochs']} epochs in {s['wall_time_s']:.1f}s -> encoder {encoder} "
         f"(model card {card}); fine-tune with model.init={encoder}"

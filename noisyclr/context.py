@@ -122,21 +122,24 @@ class RunContext:
             from .models.init import load_encoder
 
             load_encoder(net, m.init, backbone=m.backbone, width=m.width, mean=self.mean, std=self.std)
-        if self.cfg.train.sync_bn and self.dist.enabled:
-            net = convert_sync_batchnorm(net, self.device)
-        net = net.to(self.device)
+        net = self.sync_norm(net).to(self.device)
         if self.channels_last:
             net = net.to(memory_format=torch.channels_last)
         self._norm_ids |= norm_parameter_ids(net)
         return net
 
-    def compiled(self, net: nn.Module, *, find_unused: bool = False) -> nn.Module:
-        """The training forward of ``net``: wrapped in DistributedDataParallel under torchrun, then
-        ``torch.compile``-d when ``train.compile`` is on; the same module otherwise.
+    def sync_norm(self, module: nn.Module) -> nn.Module:
+        """``module`` with global-batch batch-norm statistics under torchrun with ``train.sync_bn``; unchanged
+        otherwise (see :func:`noisyclr.distributed.convert_sync_batchnorm`)."""
+        if self.cfg.train.sync_bn and self.dist.enabled:
+            return convert_sync_batchnorm(module, self.device)
+        return module
 
-        The wrappers share parameters with ``net``, so checkpoints keep using the plain module.
+    def compiled(self, net: nn.Module) -> nn.Module:
+        """``torch.compile(net)`` when ``train.compile`` is on; the same module otherwise.
+
+        The compiled wrapper shares parameters with ``net``, so checkpoints keep using the plain module.
         """
-        net = self.dist.wrap(net, find_unused=find_unused)
         return torch.compile(net) if self.cfg.train.compile else net
 
     def optimizer(self, params: Iterable | nn.Module) -> torch.optim.Optimizer:
@@ -199,14 +202,16 @@ class RunContext:
         return torch.autocast(device_type=self.device.type, dtype=dtype)
 
     def step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
-        """``zero_grad → backward → step``, through the fp16 gradient scaler when one is active."""
+        """``zero_grad → backward → (mean over ranks) → step``, through the fp16 gradient scaler when active."""
         optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
+            self.dist.average_gradients(optimizer)
             self.scaler.step(optimizer)
             self.scaler.update()
         else:
             loss.backward()
+            self.dist.average_gradients(optimizer)
             optimizer.step()
 
     # ---------------------------------------------------------------------------------------------- passes

@@ -6,7 +6,8 @@ single-process run, and keeps a contiguous shard of the rows (:class:`noisyclr.d
 the shard; whatever couples the rows of a batch is made global:
 
 * losses that are batch means: each rank contributes ``Σ_shard ℓ_i / B_global`` (:meth:`Distributed.batch_mean`),
-  times ``world`` because DDP averages gradients over ranks, so the update equals the single-process one;
+  times ``world`` because gradients are averaged over ranks (:meth:`Distributed.average_gradients`), so the update
+  equals the single-process one;
 * MixMatch mixes rows across the whole batch: the (small, label-free) targets are all-gathered and every rank mixes
   the global batch identically, then forwards its own rows;
 * batch-norm statistics: ``train.sync_bn`` (torch's SyncBatchNorm on CUDA, :class:`GlobalBatchNorm` elsewhere);
@@ -20,7 +21,6 @@ Only rank 0 writes files. A single process is ``Distributed.single()``: every he
 from __future__ import annotations
 
 import datetime
-import inspect
 import os
 
 import torch
@@ -30,12 +30,17 @@ import torch.nn as nn
 from .data.loader import Shard
 from .errors import UserError
 
-__all__ = ["Distributed", "GlobalBatchNorm", "convert_sync_batchnorm", "launched_by_torchrun"]
+__all__ = ["Distributed", "GlobalBatchNorm", "convert_sync_batchnorm", "is_main_process", "launched_by_torchrun"]
 
 
 def launched_by_torchrun() -> bool:
     """Whether this process is one of several started by ``torchrun`` (``WORLD_SIZE`` > 1)."""
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def is_main_process() -> bool:
+    """Whether this process is rank 0 of a torchrun job, or a single process (for writing and printing)."""
+    return os.environ.get("RANK", "0") == "0"
 
 
 class Distributed:
@@ -100,7 +105,7 @@ class Distributed:
         """``Σ_ranks tensor`` with gradients flowing back to every rank's summand (identity in one process).
 
         A loss built from this sum is the same on every rank; the backward all-reduce sums the copies' gradients
-        (× world) and DDP's averaging divides by world again, so no further scaling is needed.
+        (× world) and the gradient averaging divides by world again, so no further scaling is needed.
         """
         if not self.enabled:
             return tensor
@@ -172,14 +177,31 @@ class Distributed:
         parts = self._all_gather_equal(tensor)
         return torch.cat([p[:n] for p, n in zip(parts, sizes)])
 
-    def gather_with_grad(self, tensor: torch.Tensor) -> torch.Tensor:
+    def gather_with_grad(self, tensor: torch.Tensor, sizes: list[int] | None = None) -> torch.Tensor:
         """Concatenate every rank's rows in rank order, keeping the gradient path to every rank's rows.
 
-        Used for contrastive negatives. All ranks must pass the same number of rows.
+        Used for contrastive features: a loss over the gathered rows is the same on every rank, and (as for
+        :meth:`all_sum_with_grad`) needs no scaling. ``sizes``: every rank's row count when they differ (rows are
+        padded for the all-gather and trimmed after); equal counts when None.
         """
         if not self.enabled:
             return tensor
-        return _AllGather.apply(tensor)
+        if sizes is None or len(set(sizes)) == 1:
+            return _AllGather.apply(tensor)
+        top = max(sizes)
+        if tensor.shape[0] < top:
+            tensor = torch.cat([tensor, tensor.new_zeros((top - tensor.shape[0], *tensor.shape[1:]))])
+        parts = _AllGather.apply(tensor).split(top)
+        return torch.cat([p[:n] for p, n in zip(parts, sizes)])
+
+    def gather_blocks_with_grad(self, tensor: torch.Tensor, local_sizes: list[int], global_sizes: list[int]
+                                ) -> torch.Tensor:
+        """Inverse of :meth:`local_blocks`, with gradients: this rank's rows of consecutive blocks (sizes
+        ``local_sizes``) → the global tensor of the blocks (sizes ``global_sizes``) in block order."""
+        if not self.enabled:
+            return tensor
+        parts = tensor.split(local_sizes)
+        return torch.cat([self.gather_with_grad(p, self.shard.sizes(n)) for p, n in zip(parts, global_sizes)])
 
     def _all_gather_equal(self, tensor: torch.Tensor) -> list[torch.Tensor]:
         parts = [torch.empty_like(tensor) for _ in range(self.world)]
@@ -201,21 +223,28 @@ class Distributed:
         if self.enabled:
             dist.barrier()
 
-    # ---------------------------------------------------------------------------------------------- networks
-    def wrap(self, net: nn.Module, *, find_unused: bool = False) -> nn.Module:
-        """``DistributedDataParallel(net)`` under torchrun (gradients all-reduced in buckets during backward,
-        overlapping communication with compute); the module itself in one process. Buffers are not broadcast:
-        with synced BN they are identical on every rank, and without it each rank keeps its own running stats
-        (rank 0's are the ones saved)."""
-        if not self.enabled:
-            return net
-        from torch.nn.parallel import DistributedDataParallel as DDP
+    # ---------------------------------------------------------------------------------------------- gradients
+    def average_gradients(self, optimizer: torch.optim.Optimizer) -> None:
+        """Replace every gradient of ``optimizer``'s parameters by its mean over the ranks (no-op in one process).
 
-        device_ids = [self.local_rank] if next(net.parameters()).device.type == "cuda" else None
-        # newer torch renames broadcast_buffers; initial buffers are identical on every rank anyway (same seed)
-        no_sync = ({"forward_sync_buffers": False} if "forward_sync_buffers" in inspect.signature(DDP).parameters
-                   else {"broadcast_buffers": False})
-        return DDP(net, device_ids=device_ids, find_unused_parameters=find_unused, **no_sync)
+        One all-reduce of all gradients flattened into a single buffer, between ``backward`` and the optimiser
+        step. Unlike DDP's bucketed hooks it does not overlap with the backward pass, but it allows any number of
+        forward passes per step through any sub-module (PLReMix's projector, BPT-PLR's joint forward, SimCLR's
+        head), which DDP's one-forward-one-backward reducer does not; for a ResNet-18 it is one 45 MB all-reduce
+        per step.
+        """
+        if not self.enabled:
+            return
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if not grads:
+            return
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        flat /= self.world
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset : offset + g.numel()].view(g.shape))
+            offset += g.numel()
 
     def close(self) -> None:
         if self.enabled and dist.is_initialized():

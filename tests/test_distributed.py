@@ -96,8 +96,8 @@ def test_global_batchnorm_is_plain_batchnorm_in_one_process():
 
 
 def _worker(rank: int, world: int, port: int, out: str) -> None:
-    """Each rank: its half of a batch through DDP(synced BN) with the global-mean loss, a gathered contrastive term
-    and the logsumexp combination; writes its parameter gradients."""
+    """Each rank: its share of a batch through synced BN, with the global-mean loss, a contrastive term over the
+    gathered rows and the logsumexp combination; writes its rank-averaged parameter gradients."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
     torch.set_num_threads(1)
@@ -105,17 +105,18 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
     torch.manual_seed(0)
     net = convert_sync_batchnorm(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(),
                                                nn.Linear(4 * 36, 3)), torch.device("cpu"))
-    model = d.wrap(net)
-    x, y = torch.randn(10, 3, 8, 8, generator=torch.Generator().manual_seed(1)), torch.arange(10) % 3
-    lo, hi = d.shard.bounds(10)
-    logits = model(x[lo:hi])
+    opt = torch.optim.SGD(net.parameters(), lr=0.0)
+    x, y = torch.randn(9, 3, 8, 8, generator=torch.Generator().manual_seed(1)), torch.arange(9) % 3
+    lo, hi = d.shard.bounds(9)  # 5 and 4 rows: the padded gather
+    logits = net(x[lo:hi])
     ce = nn.functional.cross_entropy(logits, y[lo:hi], reduction="none")
     z = nn.functional.normalize(logits, dim=1)
-    keys = d.gather_with_grad(z)
-    contrast = d.batch_mean((z @ keys.T).logsumexp(1), 10)
+    keys = d.gather_with_grad(z, d.shard.sizes(9))  # a loss over gathered rows: the same on every rank
+    contrast = (keys @ keys.T).logsumexp(1).mean()
     lse = d.logsumexp_over_ranks(torch.logsumexp(logits.log_softmax(1), 0))
-    loss = d.batch_mean(ce, 10) + contrast + lse.sum() * 0.1
+    loss = d.batch_mean(ce, 9) + contrast + lse.sum() * 0.1
     loss.backward()
+    d.average_gradients(opt)
     torch.save({n: p.grad for n, p in net.named_parameters()} | {"running": net[1].running_var}, f"{out}/{rank}.pt")
     torch.distributed.destroy_process_group()
 
@@ -124,7 +125,7 @@ def test_two_ranks_give_the_single_process_gradients(tmp_path):
     mp.spawn(_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 36, 3))
-    x, y = torch.randn(10, 3, 8, 8, generator=torch.Generator().manual_seed(1)), torch.arange(10) % 3
+    x, y = torch.randn(9, 3, 8, 8, generator=torch.Generator().manual_seed(1)), torch.arange(9) % 3
     logits = net(x)
     z = nn.functional.normalize(logits, dim=1)
     loss = (nn.functional.cross_entropy(logits, y) + (z @ z.T).logsumexp(1).mean()
@@ -187,7 +188,37 @@ def test_torchrun_dividemix_matches_one_process_and_resumes(tmp_path):
     assert summary["world_size"] == 2 and summary["epochs"] == 3
 
 
+@pytest.mark.parametrize(
+    "verb,preset,extra",
+    [
+        # FlatNCE warm-up (gathered negatives), 2-D GMM, PLR over the gathered batch, prototypes, adaptive selection
+        ("train", "plremix-digits-sym50", ["method.proj_dim=16", "method.warmup_contrastive=flatnce"]),
+        # balanced partition, oversampled epoch, joint forward
+        ("train", "bpt_plr-digits-sym50", ["method.proj_dim=16", "method.lambda_u=5"]),
+        ("pretrain", "simclr-digits", ["method.proj_dim=16", "method.knn_k=10", "train.batch_size=32"]),
+    ],
+)
+def test_torchrun_contrastive_methods_match_one_process(tmp_path, verb, preset, extra):
+    args = [*TINY, "method.warmup_epochs=1", "train.epochs=2", *extra]
+    if verb == "pretrain":
+        args = [a for a in args if not a.startswith(("noise.", "method.warmup_epochs"))]
+    runs = {}
+    for nproc in (1, 2):
+        out = tmp_path / f"p{nproc}"
+        res = _noisyclr([verb, preset, "--out", str(out), *args], nproc)
+        assert res.returncode == 0, res.stderr[-3000:]
+        runs[nproc] = out
+    if verb == "pretrain":
+        a, b = _rows(runs[1]), _rows(runs[2])
+        assert [r["train_loss"] for r in b] == pytest.approx([r["train_loss"] for r in a], rel=1e-4)
+        assert [r["test_acc"] for r in b] == [r["test_acc"] for r in a]  # k-NN accuracy on the gathered features
+        assert (runs[2] / "encoder.pt").is_file() and (runs[2] / "model_card.json").is_file()
+    else:
+        _assert_same_run(runs[1], runs[2])
+
+
 def test_torchrun_refuses_a_method_not_made_global_yet(tmp_path):
-    res = _noisyclr(["train", "plremix-digits-sym50", "--out", str(tmp_path / "p"), *TINY], 2)
+    res = _noisyclr(["train", "mwnet-simclr-digits-sym50", "--out", str(tmp_path / "p"), "model.init=null",
+                     "train.device=cpu", "train.epochs=1"], 2)
     assert res.returncode != 0
-    assert "does not run under torchrun yet" in res.stderr and "Traceback" not in res.stderr.split("torchrun yet")[0]
+    assert "does not run under torchrun yet" in res.stderr

@@ -38,6 +38,7 @@ class Batch:
     indices: torch.Tensor
     global_views: tuple[torch.Tensor, ...] | None = None
     global_size: int | None = None
+    global_indices: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -46,6 +47,11 @@ class Batch:
     def size(self) -> int:
         """Rows of the whole (global) batch: ``len(self)`` in a single process."""
         return len(self.indices) if self.global_size is None else self.global_size
+
+    @property
+    def all_indices(self) -> torch.Tensor:
+        """The dataset indices of every row of the global batch (``indices`` in a single process)."""
+        return self.indices if self.global_indices is None else self.global_indices
 
     @property
     def all_views(self) -> tuple[torch.Tensor, ...]:
@@ -160,7 +166,7 @@ def make_batch(raw: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor, v
         return Batch(full, labels, indices)
     lo, hi = shard.bounds(len(indices))
     return Batch(tuple(v[lo:hi] for v in full), labels[lo:hi], indices[lo:hi], global_views=full,
-                 global_size=len(indices))
+                 global_size=len(indices), global_indices=indices)
 
 
 def open_split(table, device: torch.device | str):

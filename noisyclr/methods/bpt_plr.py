@@ -34,7 +34,6 @@ import torch.nn.functional as F
 
 from ..errors import UserError
 from ..losses.contrastive import plr_loss
-from ..losses.semi import lambda_u_at, mixmatch, mixmatch_losses, uniform_prior_penalty
 from ..metrics import class_precision, defined_mean, selection_scores
 from ..selection import balanced_partition
 from .plremix import PLReMix, PLReMixConfig
@@ -221,7 +220,7 @@ class BPTPLR(PLReMix):
             if ub is None:  # the unlabeled loader cycles
                 u_iter = ctx.train.batches(bs, views, ctx.generator, subset=unlabeled, drop_last=drop_u, min_size=1)
                 ub = next(u_iter)
-            if (len(xb), len(ub)) != (step.labeled_size, step.unlabeled_size):  # shapes only: no device sync
+            if (xb.size, ub.size) != (step.labeled_size, step.unlabeled_size):  # shapes only: no device sync
                 raise RuntimeError(f"oversample plan out of step with the loaders: {step} vs {len(xb)}, {len(ub)}")
             if step.skipped:
                 continue
@@ -233,20 +232,17 @@ class BPTPLR(PLReMix):
     def semi_loss(self, k: int, peer: int, xb, ub, w: torch.Tensor, t: float, epoch: int) -> torch.Tensor:
         """``L_x + λ_u(t)·L_u + L_reg + λ_c·L_PLR`` from ONE forward of [mixed (4B); x³; x⁴; u³; u⁴] (§4.5)."""
         m = self.mcfg
-        targets_x, targets_u = self.targets(k, peer, xb, ub, w)
-        strong = torch.cat(self.mix_inputs(xb, ub))  # [x³, x⁴, u³, u⁴], unmixed
-        mixed_x, mixed_y, _ = mixmatch(strong, [targets_x, targets_x, targets_u, targets_u], m.alpha, self.ctx.generator)
-        n_mix, n_x = mixed_x.shape[0], 2 * len(xb)
+        mixed_x, mixed_y = self.mixed_batch(k, peer, xb, ub, w)
+        strong = torch.cat([xb.views[2], xb.views[3], ub.views[2], ub.views[3]])  # unmixed, this rank's rows
+        n_mix = mixed_x.shape[0]
         with self.ctx.autocast():
             logits, _, proj = self.joint_forwards[k](torch.cat([mixed_x, strong]))
-        mixed_logits = logits[:n_mix]
-        l_x, l_u = mixmatch_losses(mixed_logits[:n_x], mixed_y[:n_x], mixed_logits[n_x:], mixed_y[n_x:])
-        lam_u = lambda_u_at(t, m.warmup_epochs, m.lambda_u, m.rampup_length)
-        loss = l_x + lam_u * l_u + uniform_prior_penalty(mixed_logits)
+        loss = self.mixmatch_loss(logits[:n_mix], mixed_y, xb, ub, t)
         if m.lambda_c == 0:
             return loss
         z = F.normalize(proj[n_mix:].float(), dim=1)
-        bx, bu = len(xb), len(ub)
+        bx, bu = xb.size, ub.size
+        z = self.ctx.dist.gather_blocks_with_grad(z, [len(xb), len(xb), len(ub), len(ub)], [bx, bx, bu, bu])
         zx3, zx4, zu3, zu4 = torch.split(z, [bx, bx, bu, bu])
         features = torch.stack([torch.cat([zx3, zu3]), torch.cat([zx4, zu4])], dim=1)  # (2B, 2 views, D)
         mask = self.plr_mask(peer, xb, ub, epoch)

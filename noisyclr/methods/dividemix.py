@@ -268,29 +268,38 @@ class DivideMix(Method):
         views."""
         return [xb.all_views[0], xb.all_views[1], ub.all_views[0], ub.all_views[1]]
 
-    def semi_loss(self, k: int, peer: int, xb, ub, w: torch.Tensor, t: float, epoch: int) -> torch.Tensor:
-        """``L_x + λ_u(t)·L_u + L_reg`` of one MixMatch step (§1.4).
+    def mixed_batch(self, k: int, peer: int, xb, ub, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Targets, then MixMatch over the 4 blocks of :meth:`mix_inputs`: ``(mixed inputs, mixed targets)``.
 
         Under torchrun the targets of every rank are gathered, every rank mixes the whole global batch with the
-        same λ and permutation, and forwards its own rows; the means run over the global batch.
+        same λ and permutation, and this rank's rows of each block are returned.
         """
         dist = self.ctx.dist
         targets_x, targets_u = self.targets(k, peer, xb, ub, w)
         if dist.enabled:
             targets_x = dist.gather_rows(targets_x, dist.shard.sizes(xb.size))
             targets_u = dist.gather_rows(targets_u, dist.shard.sizes(ub.size))
-        inputs = self.mix_inputs(xb, ub)
-        mixed_x, mixed_y, _ = mixmatch(inputs, [targets_x, targets_x, targets_u, targets_u], self.mcfg.alpha, self.ctx.generator)
+        targets = [targets_x, targets_x, targets_u, targets_u]
+        mixed_x, mixed_y, _ = mixmatch(self.mix_inputs(xb, ub), targets, self.mcfg.alpha, self.ctx.generator)
         blocks = [xb.size, xb.size, ub.size, ub.size]
-        mixed_x, mixed_y = dist.local_blocks(mixed_x, blocks), dist.local_blocks(mixed_y, blocks)
-        with self.ctx.autocast():
-            logits = self.forwards[k](mixed_x)
+        return dist.local_blocks(mixed_x, blocks), dist.local_blocks(mixed_y, blocks)
+
+    def mixmatch_loss(self, logits: torch.Tensor, mixed_y: torch.Tensor, xb, ub, t: float) -> torch.Tensor:
+        """``L_x + λ_u(t)·L_u + L_reg`` of the mixed rows' logits (§1.4): means over the global batch."""
+        dist = self.ctx.dist
         n_x = 2 * len(xb)
         l_x, l_u = mixmatch_losses(logits[:n_x], mixed_y[:n_x], logits[n_x:], mixed_y[n_x:],
                                    batch_mean=dist.batch_mean, rows=(2 * xb.size, 2 * ub.size))
         lam_u = lambda_u_at(t, self.mcfg.warmup_epochs, self.mcfg.lambda_u, self.mcfg.rampup_length)
-        penalty = uniform_prior_penalty(logits, combine=dist.logsumexp_over_ranks, rows=sum(blocks))
+        penalty = uniform_prior_penalty(logits, combine=dist.logsumexp_over_ranks, rows=2 * (xb.size + ub.size))
         return l_x + lam_u * l_u + penalty
+
+    def semi_loss(self, k: int, peer: int, xb, ub, w: torch.Tensor, t: float, epoch: int) -> torch.Tensor:
+        """``L_x + λ_u(t)·L_u + L_reg`` of one MixMatch step (§1.4)."""
+        mixed_x, mixed_y = self.mixed_batch(k, peer, xb, ub, w)
+        with self.ctx.autocast():
+            logits = self.forwards[k](mixed_x)
+        return self.mixmatch_loss(logits, mixed_y, xb, ub, t)
 
     # ---------------------------------------------------------------------------------------------- outputs
     def sample_report(self) -> dict:

@@ -73,7 +73,6 @@ class PLReMixConfig(DivideMixConfig):
 class PLReMix(DivideMix):
     Config = PLReMixConfig
     description = "DivideMix + Pseudo-Label Relaxed contrastive loss + 2-D GMM with prototypes (Liu et al. 2025)"
-    distributed = False  # the PLR/FlatNCE terms and prototype updates are not made global yet
 
     def __init__(self, cfg, ctx):
         m = cfg.method
@@ -102,7 +101,8 @@ class PLReMix(DivideMix):
         n = len(batch)
         with self.ctx.autocast():
             z = self.embed(k, torch.cat([batch.views[1], batch.views[2]]))
-        features = torch.stack([z[:n], z[n:]], dim=1)
+        z = self.ctx.dist.gather_blocks_with_grad(z, [n, n], [batch.size, batch.size])  # negatives of all ranks
+        features = torch.stack([z[: batch.size], z[batch.size :]], dim=1)
         fn = flat_nce_loss if kind == "flatnce" else info_nce_loss
         return loss + fn(features, temperature=self.mcfg.warmup_temperature)
 
@@ -153,9 +153,10 @@ class PLReMix(DivideMix):
         if self.mcfg.lambda_c == 0:
             return loss
         mask = self.plr_mask(peer, xb, ub, epoch)
-        n = len(mask)
+        n = len(mask)  # rows of the global batch [labeled; unlabeled]
         with self.ctx.autocast():
             z = self.embed(k, torch.cat([xb.views[2], ub.views[2], xb.views[3], ub.views[3]]))
+        z = self.ctx.dist.gather_blocks_with_grad(z, [len(xb), len(ub)] * 2, [xb.size, ub.size] * 2)
         features = torch.stack([z[:n], z[n:]], dim=1)
         plr = plr_loss(features, mask, temperature=self.mcfg.plr_temperature, flat=self.mcfg.contrastive == "flat_plr")
         return loss + self.mcfg.lambda_c * plr
@@ -163,7 +164,7 @@ class PLReMix(DivideMix):
     def plr_mask(self, peer: int, xb, ub, epoch: int) -> torch.Tensor:
         """Reliable-negative mask (2B, 2B) of the batch [labeled; unlabeled] from the peer's stored eval logits and
         the noisy labels, with κ from the schedule (§3.1)."""
-        idx = torch.cat([xb.indices, ub.indices])
+        idx = torch.cat([xb.all_indices, ub.all_indices])
         kappa = kappa_schedule(epoch, tuple(self.mcfg.kappa_milestones), self.mcfg.kappa)
         return reliable_negative_mask(
             self.info[peer]["logits"].index_select(0, idx), self.ctx.train.labels.index_select(0, idx), kappa

@@ -32,6 +32,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..distributed import is_main_process
 from ..errors import UserError
 from ..losses import nt_xent
 from .base import Method, MethodConfig
@@ -114,6 +115,7 @@ class Embedder(nn.Module):
 
 
 class SimCLR(Method):
+    distributed = True
     Config = SimCLRConfig
     description = "SimCLR self-supervised pretraining (NT-Xent, 2 views, LARS/SGD); test_acc = k-NN accuracy"
 
@@ -124,7 +126,7 @@ class SimCLR(Method):
         self.nets = [net]
         out_bn = None
         if m.final_bn:
-            out_bn = nn.BatchNorm1d(m.proj_dim).to(ctx.device)
+            out_bn = ctx.sync_norm(nn.BatchNorm1d(m.proj_dim)).to(ctx.device)
             out_bn.bias.requires_grad_(False)  # simclr-pytorch BatchNorm1dNoBias: the shift stays 0
             self.nets.append(out_bn)
         embedder = Embedder(net, out_bn)
@@ -154,18 +156,21 @@ class SimCLR(Method):
         for net in self.nets:
             net.train()
         total = torch.zeros((), device=ctx.device)
-        images, lr = 0, 0.0
+        images, rows, lr = 0, 0, 0.0
         batches = ctx.train.batches(bs, self.views, ctx.generator, drop_last=drop_last)
         for step, batch in enumerate(ctx.progress(batches, steps, f"epoch {epoch + 1}")):
             lr = ctx.schedule(opt, epoch, step, steps)
             n = len(batch)
             with ctx.autocast():
                 z = self.embed(torch.cat(batch.views))  # one pass over both views: shared BN statistics
-            loss = self.loss(z[:n], z[n:])
+            # under torchrun the negatives are every rank's views (gathered with gradients)
+            z = ctx.dist.gather_blocks_with_grad(z, [n, n], [batch.size, batch.size])
+            loss = self.loss(z[: batch.size], z[batch.size :])
             ctx.step(loss, opt)
-            total += loss.detach() * n  # accumulated on the device: no host sync per step
+            total += loss.detach() * batch.size  # accumulated on the device: no host sync per step
+            rows += batch.size
             images += n
-        return {"train_loss": float(total) / max(images, 1), "images": images, "lr": lr}
+        return {"train_loss": float(total) / max(rows, 1), "images": images, "lr": lr}
 
     @torch.no_grad()
     def evaluate(self) -> dict:
@@ -296,5 +301,7 @@ def pretrain(cfg=None, out_dir: str | Path = None, *, resume: bool = False, over
             "use e.g. simclr-digits, or 'noisyclr train' for supervised methods"
         )
     result = run_training(cfg, out_dir, resume=resume, overrides=overrides)
+    if not is_main_process():  # under torchrun rank 0 writes the encoder
+        return result, result.out_dir / "encoder.pt", result.out_dir / "model_card.json"
     encoder, card = export_encoder(result.out_dir)
     return result, encoder, card
