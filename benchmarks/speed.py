@@ -105,7 +105,9 @@ def measure(preset: str, overrides: list[str], full_size: int, profile: bool) ->
     method.train_semi(0, 1, peer_prob, epoch)  # untimed
     semi, t_semi = timed(lambda: method.train_semi(0, 1, peer_prob, epoch), device)
     oversample = getattr(cfg.method, "oversample", False)
-    semi_steps = n // bs + 1 if oversample else max(int(labeled_frac * n) // bs, 1)
+    drop_last = getattr(cfg.method, "drop_last", False)
+    labeled_n = int(method.labeled_mask(peer_prob).sum())
+    semi_steps = n // bs + 1 if oversample else ctx.train.num_batches(bs, labeled_n, drop_last=drop_last)
     ms_step = 1000 * t_semi / max(semi_steps, 1)
 
     if profile:
@@ -122,7 +124,8 @@ def measure(preset: str, overrides: list[str], full_size: int, profile: bool) ->
     full = load_config(preset, [])
     E, W = full.train.epochs, full.method.warmup_epochs
     scale = full_size / n
-    full_semi_steps = full_size // bs + 1 if oversample else max(int(labeled_frac * full_size) // bs, 1)
+    full_semi_steps = (full_size // bs + 1 if oversample
+                       else ctx.train.num_batches(bs, int(labeled_frac * full_size), drop_last=drop_last))
     test_eval = t_eval * 10000 / n
     projected = (W * 2 * t_warm * scale + (E - W) * 2 * (t_div * scale + full_semi_steps * ms_step / 1000)
                  + E * test_eval * 2)
@@ -158,7 +161,7 @@ def main() -> None:
     p.add_argument("--batch-sizes", nargs="+", type=int, default=[64])
     p.add_argument("--backbone", default="small_cnn")
     p.add_argument("--width", type=int, default=None)
-    p.add_argument("--limit", type=int, default=2048, help="training rows to time on")
+    p.add_argument("--limit", type=int, default=1024, help="training rows to time on")
     p.add_argument("--full-size", type=int, default=50000, help="training rows of the projected full run")
     p.add_argument("--device", default="auto")
     p.add_argument("--profile", action="store_true")
