@@ -8,8 +8,26 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 
+class _LabelledRows:
+    """What both tables share: int64 labels (and true labels), a length and a class count."""
+
+    def _normalise_labels(self, rows: int, what: str) -> None:
+        self.labels = np.asarray(self.labels, dtype=np.int64)
+        if self.true_labels is not None:
+            self.true_labels = np.asarray(self.true_labels, dtype=np.int64)
+        if len(self.labels) != rows:
+            raise ValueError(f"{rows} {what} but {len(self.labels)} labels")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
 @dataclass
-class ImageTable:
+class ImageTable(_LabelledRows):
     """Images and labels of one split.
 
     Attributes:
@@ -28,20 +46,9 @@ class ImageTable:
     paths: list[str] | None = None
 
     def __post_init__(self):
-        self.labels = np.asarray(self.labels, dtype=np.int64)
-        if self.true_labels is not None:
-            self.true_labels = np.asarray(self.true_labels, dtype=np.int64)
         if self.images.dtype != np.uint8 or self.images.ndim != 4:
             raise ValueError(f"images must be (N, H, W, C) uint8, got {self.images.dtype} {self.images.shape}")
-        if len(self.labels) != len(self.images):
-            raise ValueError(f"{len(self.images)} images but {len(self.labels)} labels")
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
+        self._normalise_labels(len(self.images), "images")
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -61,7 +68,7 @@ class ImageTable:
 
 
 @dataclass
-class FileTable:
+class FileTable(_LabelledRows):
     """The files and labels of one split, not decoded: what a streamed run holds (see :mod:`.stream`).
 
     Attributes:
@@ -87,19 +94,8 @@ class FileTable:
     prefetch: int = 2
 
     def __post_init__(self):
-        self.labels = np.asarray(self.labels, dtype=np.int64)
-        if self.true_labels is not None:
-            self.true_labels = np.asarray(self.true_labels, dtype=np.int64)
         self.image_shape = tuple(int(v) for v in self.image_shape)
-        if len(self.labels) != len(self.paths):
-            raise ValueError(f"{len(self.paths)} files but {len(self.labels)} labels")
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
+        self._normalise_labels(len(self.paths), "files")
 
     @property
     def nbytes(self) -> int:
