@@ -1,7 +1,8 @@
 """SimCLR init vs random init under heavy label noise, CIFAR-10 JPEG folder, CPU budget (issue #5; Ghosh & Lan).
 
     python benchmarks/simclr_init_cifar10jpg.py [--limit 10000] [--pretrain-epochs 20] [--epochs 15]
-                                                [--width 16] [--losses ce gce] [key=value ...]
+                                                [--width 16] [--losses ce gce] [--inits simclr random]
+                                                [key=value ...]
 
 1. SimCLR-pretrains the small CNN (``simclr-cifar10jpg-small``) on the first ``--limit`` training images without
    labels, batch 256, LARS lr 1.0 (the preset's 2.0 at batch 512, scaled linearly), ``--pretrain-epochs`` epochs.
@@ -29,6 +30,8 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--width", type=int, default=16)
     p.add_argument("--losses", nargs="+", default=["ce", "gce"], choices=["ce", "gce"])
+    p.add_argument("--inits", nargs="+", default=["simclr", "random"], choices=["simclr", "random"],
+                   help="random init does not depend on the pretraining budget: skip it when re-running with another")
     p.add_argument("overrides", nargs="*")
     args = p.parse_args()
     common = [f"model.width={args.width}", f"dataset.train_limit={args.limit}", "train.device=cpu", *args.overrides]
@@ -45,7 +48,7 @@ def main() -> None:
     print("| loss | init | test acc last | best | at best val | val acc best | wall s |")
     print("|---|---|---|---|---|---|---|")
     for loss in args.losses:
-        for init in ("simclr", "random"):
+        for init in args.inits:
             extra = [f"model.init={encoder}" if init == "simclr" else "model.init=null"]
             res = api.train(f"standard-{loss}-simclr-cifar10jpg-small-sym80", tune + extra,
                             out_dir=root / f"{loss}-{init}").summary
