@@ -9,7 +9,8 @@ For every (method, batch size, variant) it builds the run exactly as ``noisyclr 
 run of the same thing (compilation, cuDNN autotuning, allocator warm-up):
 
 * the warm-up epoch of one net (CE on all rows, batch 2B for DivideMix/PLReMix);
-* a division of one net: the eval pass over the training set and the GMM fit, timed separately;
+* a division of one net, and the logits-only eval pass over the training set alone; "div − eval" is the rest of
+  the division: the GMM fit and, for PLReMix/BPT-PLR, the projection head and prototype logits;
 * a semi-supervised epoch of one net on that division (MixMatch; PLR for PLReMix/BPT-PLR).
 
 Reported per row: images/s and ms per step of each phase, seconds per epoch at ``--limit`` rows, peak memory, and
@@ -19,7 +20,9 @@ the projected wall time of the preset's full recipe on ``--full-size`` rows (CIF
 
 with W warm-up and E total epochs of the preset, times scaled linearly in rows, and ``steps_semi`` one pass over the
 labeled set (its fraction as measured here) for DivideMix/PLReMix, N/B + 1 for BPT-PLR's oversampled epoch.
-Evaluation of the test set (one eval pass of 10k rows per epoch) is added.
+Evaluation of the test set (one eval pass of 10k rows per epoch) is added. The projection is the recipe at the
+timed batch size, with the labeled fraction of this short run; peak memory is the GPU's peak per row, or on the
+CPU the process's peak resident set so far (a running maximum over the rows).
 
 Variants: ``fp32`` (plain: fp32, NCHW, no compile, for-loop/foreach SGD, sklearn GMM) and ``fast`` (bf16 autocast and
 ``torch.compile`` on CUDA, channels_last, fused SGD, GMM on the device). ``--profile`` prints the top operators of
@@ -75,6 +78,7 @@ def peak_memory_gib(device: torch.device) -> float:
 def measure(preset: str, overrides: list[str], full_size: int, profile: bool) -> dict:
     """Build the run and time warm-up epoch, division (eval + GMM) and semi epoch of net 1."""
     cfg = load_config(preset, overrides)
+    torch._dynamo.reset()  # each configuration compiles afresh (no recompile-limit fallback to eager across rows)
     device = resolve_device(cfg.train.device)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
@@ -91,6 +95,7 @@ def measure(preset: str, overrides: list[str], full_size: int, profile: bool) ->
     method.warmup(0, 0)  # untimed: compilation and allocator warm-up
     out, t_warm = timed(lambda: method.warmup(0, 0), device)
     warm_steps = ctx.train.num_batches(warm_bs)
+    method.warmup(1, 0)  # untimed: net 2 gets a warm-up too, so its division (net 1's semi epoch) means something
 
     epoch = cfg.method.warmup_epochs
     method.divide(0, epoch)
@@ -172,7 +177,7 @@ def main() -> None:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
                            text=True).stdout.strip()
-    header = ("| method | backbone | batch | variant | warm-up img/s | warm-up ms/step | eval s | GMM s | semi img/s "
+    header = ("| method | backbone | batch | variant | warm-up img/s | warm-up ms/step | eval s | div − eval s | semi img/s "
               "| semi ms/step | semi s/epoch | labeled | peak GiB | projected full run |")
     rows = []
     device = None

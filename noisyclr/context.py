@@ -123,6 +123,7 @@ class RunContext:
 
             load_encoder(net, m.init, backbone=m.backbone, width=m.width, mean=self.mean, std=self.std)
         net = self.sync_norm(net).to(self.device)
+        self.dist.broadcast_module_(net)
         if self.channels_last:
             net = net.to(memory_format=torch.channels_last)
         self._norm_ids |= norm_parameter_ids(net)
@@ -174,14 +175,33 @@ class RunContext:
         kernel = {"fused": True} if fused else {}
         opt = torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay, nesterov=t.nesterov,
                               **kernel)
-        if fused and t.momentum:
-            # torch's fused SGD fails when momentum buffers appear at different steps (PLReMix's projector gets its
-            # first gradient after warm-up). A zero buffer is the same update as a missing one (dampening 0: the
-            # first step sets buf = grad either way), so create them all now.
-            for group in opt.param_groups:
-                for p in group["params"]:
-                    opt.state[p]["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        self.restore_optimizer(opt)
         return opt
+
+    def restore_optimizer(self, opt: torch.optim.Optimizer) -> None:
+        """Re-apply this run's optimiser kernel after ``opt.load_state_dict`` (which restores the checkpoint's own
+        ``fused`` flag and buffer layouts), and prepare the fused kernel's momentum buffers.
+
+        Torch's fused SGD fails when momentum buffers appear at different steps (PLReMix's projector gets its first
+        gradient after warm-up); a zero buffer is the same update as a missing one (dampening 0: the first step sets
+        buf = grad either way), so all are created up front. The fused kernel also walks buffer and parameter as
+        flat memory, so every buffer takes its parameter's layout (a channels_last CUDA checkpoint resumed on the
+        CPU would otherwise update wrongly).
+        """
+        if not isinstance(opt, torch.optim.SGD) or type(opt) is not torch.optim.SGD:
+            return
+        t = self.cfg.train
+        fused = self.device.type == "cuda" if t.fused_optimizer is None else t.fused_optimizer
+        for group in opt.param_groups:
+            group["fused"] = bool(fused)
+            if fused:
+                group["foreach"] = None
+            for p in group["params"]:
+                buf = opt.state[p].get("momentum_buffer") if p in opt.state else None
+                if buf is not None and buf.stride() != p.stride():
+                    opt.state[p]["momentum_buffer"] = torch.empty_like(p).copy_(buf)
+                elif buf is None and fused and group["momentum"]:
+                    opt.state[p]["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
 
     def sgd(self, params: Iterable | nn.Module) -> torch.optim.Optimizer:
         """The methods' optimiser (kept name): :meth:`optimizer`, i.e. SGD unless ``train.optimizer=lars``."""

@@ -98,7 +98,7 @@ class Distributed:
         """
         if not self.enabled:
             return values.mean()
-        per_row = values[0].numel() if values.dim() > 1 else 1
+        per_row = values.shape[1:].numel()  # not values[0]: a rank may hold no row of a small final batch
         return values.sum() * (self.world / (global_rows * per_row))
 
     def all_sum_with_grad(self, tensor: torch.Tensor) -> torch.Tensor:
@@ -218,6 +218,24 @@ class Distributed:
         box = [obj]
         dist.broadcast_object_list(box, src=0)
         return box[0]
+
+    def broadcast_(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Overwrite ``tensor`` in place with rank 0's copy and return it (a no-op in one process).
+
+        Every rank computes the division and the prototypes from the same gathered outputs, but CUDA reductions
+        with atomics (``index_add_``) may differ in the last bit between ranks; a sample at the threshold could then
+        fall on different sides, giving ranks different step counts and a deadlock. Rank 0's copy rules.
+        """
+        if self.enabled:
+            dist.broadcast(tensor, src=0)
+        return tensor
+
+    def broadcast_module_(self, module: nn.Module) -> None:
+        """Rank 0's parameters and buffers on every rank (as DDP does at start): insurance on top of the shared
+        seed."""
+        if self.enabled:
+            for t in list(module.parameters()) + list(module.buffers()):
+                dist.broadcast(t.data, src=0)
 
     def barrier(self) -> None:
         if self.enabled:

@@ -166,7 +166,7 @@ def build_context(cfg: Config, data, device: torch.device, dist: Distributed | N
         std=data.std,
         generator=generator,
         class_names=data.train.class_names,
-        progress_enabled=_progress_enabled(cfg),
+        progress_enabled=_progress_enabled(cfg) and dist.is_main,
         scaler=scaler,
         holdout=open_split(data.holdout, device) if getattr(data, "holdout", None) is not None else None,
         dist=dist,
@@ -188,29 +188,31 @@ def run_training(
     """
     out_dir = Path(out_dir)
     ckpt_path = out_dir / CHECKPOINT
-    dist = Distributed.from_env(cfg.train.device if cfg is not None else "auto")
-    try:
-        return _run(cfg, out_dir, ckpt_path, dist, resume, overrides, stop_after_epoch)
-    finally:
-        dist.close()
-
-
-def _run(cfg, out_dir: Path, ckpt_path: Path, dist: Distributed, resume: bool, overrides, stop_after_epoch):
-    """:func:`run_training` in this process; under torchrun every rank runs it and only rank 0 writes files."""
-    if resume:
+    if resume:  # the saved config (+ overrides) decides the device, hence the process-group backend
         if not out_dir.is_dir():
             raise UserError(f"cannot resume: {out_dir} does not exist; pass the --out folder of an earlier run")
         if not (out_dir / CONFIG).is_file():
             raise UserError(f"cannot resume: {out_dir} has no {CONFIG}; pass the --out folder of an earlier run")
-        payload = load_checkpoint(ckpt_path)
         _check_resume_overrides(overrides or [])
         from .config import _deep_merge, build_config, parse_overrides
 
         raw = _deep_merge(config_to_dict(load_saved_config(out_dir / CONFIG)), parse_overrides(overrides or []))
         cfg = build_config(raw)
+    elif cfg is None:
+        raise ValueError("cfg is required unless resuming")
+    dist = Distributed.from_env(cfg.train.device)
+    try:
+        return _run(cfg, out_dir, ckpt_path, dist, resume, stop_after_epoch)
+    finally:
+        dist.close()
+
+
+def _run(cfg, out_dir: Path, ckpt_path: Path, dist: Distributed, resume: bool, stop_after_epoch):
+    """:func:`run_training` in this process; under torchrun every rank runs it and only rank 0 writes files
+    (the run folder must be on a file system every rank sees)."""
+    if resume:
+        payload = load_checkpoint(ckpt_path)
     else:
-        if cfg is None:
-            raise ValueError("cfg is required unless resuming")
         if ckpt_path.exists():
             raise UserError(
                 f"{out_dir} already holds a run (checkpoint.pt); continue it with --resume {out_dir} "

@@ -80,6 +80,14 @@ def test_one_process_collectives_are_the_plain_operations():
     assert torch.equal(d.logsumexp_over_ranks(x), x) and d.sum_scalar(3.0) == 3.0
 
 
+def test_a_rank_share_of_a_batch_mean_scales_for_gradient_averaging():
+    values = torch.arange(8.0).view(2, 4)  # this rank's 2 rows of C = 4 elements, global batch of 5 rows
+    assert torch.equal(Distributed(1, 2).batch_mean(values, 5), values.sum() * 2 / (5 * 4))
+    # a rank can hold no row of a small final batch (3+ ranks): its share is zero, not an error
+    assert float(Distributed(2, 3).batch_mean(torch.zeros(0, 4), 2)) == 0.0
+    assert float(Distributed(2, 3).batch_mean(torch.zeros(0), 2)) == 0.0
+
+
 def test_global_batchnorm_is_plain_batchnorm_in_one_process():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 36, 2),

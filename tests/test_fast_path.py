@@ -7,6 +7,8 @@ within bf16 precision.
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -47,11 +49,10 @@ def warmed_pair(preset: str, fast: list[str]):
     quick = build(preset, fast)
     for a, b in zip(quick.nets, plain.nets):
         a.load_state_dict(b.state_dict())
-    for oq, op in zip(quick.optimizers, plain.optimizers):  # momentum buffers (a state dict would reset `fused`)
-        for pq, pp in zip(oq.param_groups[0]["params"], op.param_groups[0]["params"]):
-            if "momentum_buffer" in op.state[pp]:
-                # in the parameter's memory format: the fused kernel walks buffer and parameter as flat memory
-                oq.state[pq]["momentum_buffer"] = torch.empty_like(pq).copy_(op.state[pp]["momentum_buffer"])
+    for oq, op in zip(quick.optimizers, plain.optimizers):
+        # as a resume does: the plain (not fused, NCHW) state loaded, then this run's kernel and layouts re-applied
+        oq.load_state_dict(copy.deepcopy(op.state_dict()))  # a copy: loading shares the tensors it is given
+        quick.ctx.restore_optimizer(oq)
     quick.ctx.generator.set_state(plain.ctx.generator.get_state())
     return plain, quick
 
@@ -90,7 +91,11 @@ def test_fp32_fast_path_gives_the_same_division_and_losses(preset):
 
 def test_fused_sgd_step_equals_the_plain_step():
     plain, quick = warmed_pair("dividemix-digits-sym50", FAST_FP32)
-    assert quick.optimizers[0].defaults.get("fused") and not plain.optimizers[0].defaults.get("fused")
+    opt = quick.optimizers[0]
+    assert opt.param_groups[0]["fused"] and not plain.optimizers[0].param_groups[0].get("fused")
+    # the loaded NCHW momentum buffers took the channels_last layout of their parameters
+    assert all(opt.state[p]["momentum_buffer"].stride() == p.stride() for p in opt.param_groups[0]["params"])
+    assert any(p.dim() == 4 and not p.is_contiguous() for p in opt.param_groups[0]["params"])
     xb, ub = fixed_batches(plain)
     prob = plain.divide(1, 1)
     for method in (plain, quick):  # two steps: the second uses the momentum buffers

@@ -80,4 +80,5 @@ class Method:
             net.load_state_dict(sd)
         for opt, sd in zip(self.optimizers, state["optimizers"]):
             opt.load_state_dict(sd)
+            self.ctx.restore_optimizer(opt)
         self.load_extra_state(state.get("extra", {}))

@@ -149,6 +149,7 @@ class DivideMix(Method):
         prob, _ = clean_probability_1d(
             losses, history=self.history(k), average_last=self.mcfg.loss_average_last, backend=self.mcfg.gmm_backend
         )
+        prob = self.ctx.dist.broadcast_(prob.contiguous())  # rank 0's division rules (see broadcast_)
         self.last_division[k] = prob
         return prob
 

@@ -115,7 +115,7 @@ class PLReMix(DivideMix):
         """P_c = normalize(mean of eval-pass embeddings with noisy label c), for both nets (§2.5)."""
         ctx = self.ctx
         zs = ctx.eval_pass(self.nets, ctx.train, forward=lambda net, x: F.normalize(net.project(net.forward_features(x)).float(), dim=1))
-        self.prototypes = [init_prototypes(z, ctx.train.labels, ctx.num_classes) for z in zs]
+        self.prototypes = [ctx.dist.broadcast_(init_prototypes(z, ctx.train.labels, ctx.num_classes)) for z in zs]
 
     # ---------------------------------------------------------------------------------------------- division
     @torch.no_grad()
@@ -139,6 +139,7 @@ class PLReMix(DivideMix):
             cls_history=self.history(k),
             average_last=self.mcfg.loss_average_last,
         )
+        prob = ctx.dist.broadcast_(prob.contiguous())  # rank 0's division rules (see Distributed.broadcast_)
         self.info[k] = {"logits": logits, "pseudo": logits.argmax(1), "proto_logits": g, "z": z}
         self.last_division[k] = prob
         return prob
@@ -180,9 +181,9 @@ class PLReMix(DivideMix):
         else:  # initial commit 77cf96b / BPT-PLR: all samples, confident ones relabelled
             selected = None
             labels = corrected_labels(labels, source["proto_logits"], source["logits"])
-        self.prototypes[k] = ema_update_prototypes(
+        self.prototypes[k] = self.ctx.dist.broadcast_(ema_update_prototypes(
             self.prototypes[k], source["z"], labels, selected, momentum=self.mcfg.proto_momentum
-        )
+        ).contiguous())
 
     # ---------------------------------------------------------------------------------------------- state
     def extra_state(self) -> dict:
