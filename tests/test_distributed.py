@@ -196,6 +196,16 @@ def test_torchrun_dividemix_matches_one_process_and_resumes(tmp_path):
     assert summary["world_size"] == 2 and summary["epochs"] == 3
 
 
+def test_three_ranks_with_a_rank_left_without_rows(tmp_path):
+    # 130 rows: the last warm-up batch (2B = 32) has 2 rows, so one of 3 ranks gets none of it
+    size = ["dataset.options={num_classes: 4, image_size: 8, channels: 3, train_size: 130, test_size: 48, seed: 0}"]
+    args = [*TINY, *size, "method.warmup_epochs=1", "train.epochs=2"]
+    for nproc in (1, 3):
+        res = _noisyclr(["train", "dividemix-digits-sym50", "--out", str(tmp_path / f"p{nproc}"), *args], nproc)
+        assert res.returncode == 0, res.stderr[-3000:]
+    _assert_same_run(tmp_path / "p1", tmp_path / "p3")
+
+
 @pytest.mark.parametrize(
     "verb,preset,extra",
     [
