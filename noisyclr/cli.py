@@ -62,25 +62,31 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _cmd_train(args) -> int:
+def _start_or_resume(args, verb: str, needs: str, out_hint: str, run):
+    """``run(cfg, out_dir, resume=..., overrides=...)`` for ``noisyclr <verb>``: a new run from the preset and
+    overrides into ``--out``, or the run in ``--resume`` (the overrides, and a key=value given where the preset
+    goes, apply to it)."""
     from .config import load_config
-    from .engine import run_training
 
     if args.resume:
         overrides = ([args.preset] if args.preset else []) + list(args.overrides)
-        result = run_training(None, args.resume, resume=True, overrides=overrides)
-    else:
-        if not args.preset:
-            raise UserError("noisyclr train needs a preset or YAML file; run 'noisyclr presets' to list them")
-        if not args.out:
-            raise UserError("noisyclr train needs --out DIR (the run folder to write)")
-        cfg = load_config(args.preset, list(args.overrides))
-        result = run_training(cfg, args.out)
-    s = result.summary
-    from .distributed import is_main_process
+        return run(None, args.resume, resume=True, overrides=overrides)
+    if not args.preset:
+        raise UserError(f"noisyclr {verb} needs {needs}")
+    if not args.out:
+        raise UserError(f"noisyclr {verb} needs --out DIR ({out_hint})")
+    return run(load_config(args.preset, list(args.overrides)), args.out)
 
+
+def _cmd_train(args) -> int:
+    from .distributed import is_main_process
+    from .engine import run_training
+
+    result = _start_or_resume(args, "train", "a preset or YAML file; run 'noisyclr presets' to list them",
+                              "the run folder to write", run_training)
     if not is_main_process():  # under torchrun rank 0 reports for the job
         return 0
+    s = result.summary
     print(
         f"{s['method']} on {s['dataset']}: test acc last {s['test_acc_last']:.4f}, best {s['test_acc_best']:.4f}, "
         f"{s['epochs']} epochs in {s['wall_time_s']:.1f}s ({s['images_per_s']:.0f} img/s) -> {result.out_dir}"
@@ -89,26 +95,17 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_pretrain(args) -> int:
-    from .config import load_config
+    from .distributed import is_main_process
     from .methods.simclr import pretrain
 
-    if args.resume:
-        overrides = ([args.preset] if args.preset else []) + list(args.overrides)
-        result, encoder, card = pretrain(None, args.resume, resume=True, overrides=overrides)
-    else:
-        if not args.preset:
-            raise UserError("noisyclr pretrain needs a preset or YAML file, e.g. simclr-digits; run 'noisyclr presets'")
-        if not args.out:
-            raise UserError("noisyclr pretrain needs --out DIR (the run folder to write, with DIR/encoder.pt)")
-        cfg = load_config(args.preset, list(args.overrides))
-        result, encoder, card = pretrain(cfg, args.out)
+    result, encoder, card = _start_or_resume(
+        args, "pretrain", "a preset or YAML file, e.g. simclr-digits; run 'noisyclr presets'",
+        "the run folder to write, with DIR/encoder.pt", pretrain)
+    if not is_main_process():  # under torchrun rank 0 reports for the job
+        return 0
     s = result.summary
     acc = s.get("test_acc_last")
     knn = f"k-NN test acc {acc:.4f}" if acc is not None else "no k-NN accuracy"
-    from .distributed import is_main_process
-
-    if not is_main_process():
-        return 0
     print(
         f"{s['method']} on {s['dataset']}: {knn}, {s['epochs']} epochs in {s['wall_time_s']:.1f}s -> encoder {encoder} "
         f"(model card {card}); fine-tune with model.init={encoder}"

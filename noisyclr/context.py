@@ -188,7 +188,7 @@ class RunContext:
         flat memory, so every buffer takes its parameter's layout (a channels_last CUDA checkpoint resumed on the
         CPU would otherwise update wrongly).
         """
-        if not isinstance(opt, torch.optim.SGD) or type(opt) is not torch.optim.SGD:
+        if type(opt) is not torch.optim.SGD:  # LARS keeps its own kernel
             return
         t = self.cfg.train
         fused = self.device.type == "cuda" if t.fused_optimizer is None else t.fused_optimizer

@@ -134,22 +134,6 @@ class Distributed:
             offset += n
         return torch.cat(parts)
 
-    def sum(self, tensor: torch.Tensor) -> torch.Tensor:
-        """``Σ_ranks tensor`` without gradients (a new tensor; the input is untouched)."""
-        if not self.enabled:
-            return tensor
-        out = tensor.detach().clone()
-        dist.all_reduce(out)
-        return out
-
-    def mean_scalar(self, value: float) -> float:
-        """Mean of a Python number over the ranks (for logging)."""
-        if not self.enabled:
-            return value
-        t = torch.tensor([float(value)], dtype=torch.float64, device=self._comm_device())
-        dist.all_reduce(t)
-        return float(t) / self.world
-
     def sum_scalar(self, value: float) -> float:
         """Sum of a Python number over the ranks (images processed, for images/s)."""
         if not self.enabled:
@@ -157,6 +141,10 @@ class Distributed:
         t = torch.tensor([float(value)], dtype=torch.float64, device=self._comm_device())
         dist.all_reduce(t)
         return float(t)
+
+    def mean_scalar(self, value: float) -> float:
+        """Mean of a Python number over the ranks (for logging)."""
+        return value if not self.enabled else self.sum_scalar(value) / self.world
 
     # ---------------------------------------------------------------------------------------------- gathers
     def gather_rows(self, tensor: torch.Tensor, sizes: list[int] | None = None) -> torch.Tensor:
@@ -210,14 +198,6 @@ class Distributed:
 
     def _comm_device(self) -> torch.device:
         return torch.device("cuda", self.local_rank) if dist.get_backend() == "nccl" else torch.device("cpu")
-
-    def broadcast_object(self, obj):
-        """Rank 0's Python object on every rank."""
-        if not self.enabled:
-            return obj
-        box = [obj]
-        dist.broadcast_object_list(box, src=0)
-        return box[0]
 
     def broadcast_(self, tensor: torch.Tensor) -> torch.Tensor:
         """Overwrite ``tensor`` in place with rank 0's copy and return it (a no-op in one process).
@@ -337,7 +317,7 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
         dims = [0] + list(range(2, x.dim()))
         shape = [1, -1] + [1] * (x.dim() - 2)
         xf = x.float()
-        local_n = torch.tensor([x.numel() / x.shape[1]], dtype=torch.float32, device=x.device)
+        local_n = xf.new_full((1,), x.numel() / x.shape[1])  # filled on the device: no host-to-device copy per layer
         stats = all_reduce(torch.cat([xf.sum(dims), local_n]))
         n = stats[-1].detach()
         mean = stats[:-1] / n

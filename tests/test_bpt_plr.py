@@ -24,20 +24,9 @@ from noisyclr.models import build_network
 from noisyclr.schedules import learning_rate
 from noisyclr.selection import balanced_partition
 from noisyclr.tracking import read_metrics
+from tiny_runs import tiny_run
 
-TINY = [
-    "dataset.name=synthetic",
-    "dataset.options={num_classes: 4, image_size: 8, channels: 3, train_size: 128, test_size: 48, seed: 0}",
-    "noise.kind=sym",
-    "noise.rate=0.5",
-    "train.epochs=2",
-    "train.batch_size=16",
-    "train.device=cpu",
-    "train.eval_batch_size=64",
-    "model.width=8",
-    "method.warmup_epochs=1",
-    "method.proj_dim=16",
-]
+TINY = tiny_run() + ["train.epochs=2", "method.warmup_epochs=1", "method.proj_dim=16"]
 
 
 def tiny(*extra):
@@ -328,3 +317,9 @@ def test_vgg19_bn_features_are_25088_on_64x64():
     assert feats.shape == (2, 25088) and logits.shape == (2, 10) and proj.shape == (2, 128)
     small = build_network("vgg19_bn", 4, width=8)
     assert small.feat_dim == 64 * 49 and small(torch.randn(2, 3, 32, 32)).shape == (2, 4)
+
+
+@pytest.mark.parametrize("preset", ["plremix-digits-sym50", "bpt_plr-digits-sym50"])
+def test_negative_contrastive_weight_is_refused_by_both_plr_methods(preset):
+    with pytest.raises(UserError, match="lambda_c"):
+        load_config(preset, ["method.lambda_c=-1"])

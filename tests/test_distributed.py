@@ -19,19 +19,9 @@ import torch.nn as nn
 from noisyclr.data.loader import Batch, DeviceData, Shard
 from noisyclr.data.table import ImageTable
 from noisyclr.distributed import Distributed, GlobalBatchNorm, convert_sync_batchnorm
+from tiny_runs import tiny_run
 
-TINY = [
-    "dataset.name=synthetic",
-    "dataset.options={num_classes: 4, image_size: 8, channels: 3, train_size: 128, test_size: 48, seed: 0}",
-    "noise.kind=sym",
-    "noise.rate=0.5",
-    "train.batch_size=16",
-    "train.device=cpu",
-    "train.eval_batch_size=64",
-    "model.width=8",
-    "train.sync_bn=true",
-    "log.progress=off",
-]
+TINY = tiny_run() + ["train.sync_bn=true", "log.progress=off"]
 
 
 def free_port() -> int:
@@ -198,8 +188,8 @@ def test_torchrun_dividemix_matches_one_process_and_resumes(tmp_path):
 
 def test_three_ranks_with_a_rank_left_without_rows(tmp_path):
     # 130 rows: the last warm-up batch (2B = 32) has 2 rows, so one of 3 ranks gets none of it
-    size = ["dataset.options={num_classes: 4, image_size: 8, channels: 3, train_size: 130, test_size: 48, seed: 0}"]
-    args = [*TINY, *size, "method.warmup_epochs=1", "train.epochs=2"]
+    args = [*tiny_run(train_size=130), "train.sync_bn=true", "log.progress=off", "method.warmup_epochs=1",
+            "train.epochs=2"]
     for nproc in (1, 3):
         res = _noisyclr(["train", "dividemix-digits-sym50", "--out", str(tmp_path / f"p{nproc}"), *args], nproc)
         assert res.returncode == 0, res.stderr[-3000:]

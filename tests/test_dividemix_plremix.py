@@ -8,19 +8,9 @@ import torch
 from noisyclr.config import load_config
 from noisyclr.engine import CHECKPOINT, run_training
 from noisyclr.tracking import read_metrics
+from tiny_runs import tiny_run
 
-TINY = [
-    "dataset.name=synthetic",
-    "dataset.options={num_classes: 4, image_size: 8, channels: 3, train_size: 128, test_size: 48, seed: 0}",
-    "noise.kind=sym",
-    "noise.rate=0.5",
-    "train.epochs=2",
-    "train.batch_size=16",
-    "train.device=cpu",
-    "train.eval_batch_size=64",
-    "model.width=8",
-    "method.warmup_epochs=1",
-]
+TINY = tiny_run() + ["train.epochs=2", "method.warmup_epochs=1"]
 
 
 def tiny(preset, *extra):

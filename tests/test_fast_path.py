@@ -16,19 +16,9 @@ from noisyclr.config import load_config
 from noisyclr.data.prepare import prepare_data
 from noisyclr.engine import build_context, seed_everything
 from noisyclr.methods import get_method
+from tiny_runs import tiny_run
 
-TINY = [
-    "dataset.name=synthetic",
-    "dataset.options={num_classes: 4, image_size: 8, channels: 3, train_size: 160, test_size: 32, seed: 1}",
-    "noise.kind=sym",
-    "noise.rate=0.5",
-    "train.batch_size=16",
-    "train.device=cpu",
-    "train.eval_batch_size=64",
-    "model.width=8",
-    "method.warmup_epochs=1",
-    "train.epochs=3",
-]
+TINY = tiny_run(train_size=160, test_size=32, seed=1) + ["method.warmup_epochs=1", "train.epochs=3"]
 PLAIN = ["train.precision=fp32", "train.channels_last=false", "train.fused_optimizer=false",
          "method.gmm_backend=sklearn"]
 FAST_FP32 = ["train.channels_last=true", "train.fused_optimizer=true", "method.gmm_backend=torch"]

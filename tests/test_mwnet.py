@@ -13,21 +13,11 @@ from noisyclr.engine import CHECKPOINT, run_training
 from noisyclr.errors import UserError
 from noisyclr.losses import cross_entropy, mean_absolute_error
 from noisyclr.methods.mwnet import VNet, meta_gradient, virtual_meta_loss, weighted_loss
+from tiny_runs import tiny_run
 
-TINY = [
-    "dataset.name=synthetic",
-    "dataset.options={num_classes: 4, image_size: 8, channels: 3, train_size: 112, test_size: 48, seed: 0}",
-    "noise.rate=0.5",
-    "train.epochs=2",
-    "train.batch_size=16",
-    "train.device=cpu",
-    "train.eval_batch_size=64",
-    "model.width=8",
-    "model.init=null",
-    "dataset.mean=null",
-    "dataset.std=null",
-    "dataset.clean_holdout=16",
-]
+# the preset's noise is sym 50% already; tiny_run states it again
+TINY = tiny_run(train_size=112) + ["train.epochs=2", "model.init=null", "dataset.mean=null", "dataset.std=null",
+                                   "dataset.clean_holdout=16"]
 
 
 # float64 per-sample losses (the library's compute in float32, too coarse for finite differences)

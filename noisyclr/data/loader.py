@@ -142,20 +142,35 @@ class DeviceData:
         ``shuffle`` draws a permutation from ``generator``. A final batch smaller than ``min_size`` is skipped
         (batch norm cannot train on one sample), as is any partial batch when ``drop_last``.
         """
+        index = self.epoch_order(generator, subset, shuffle)
+        for start, stop in batch_bounds(len(index), batch_size, min_size, drop_last):
+            yield self.batch(index[start:stop], views, generator)
+
+    def epoch_order(self, generator: torch.Generator | None, subset: torch.Tensor | None = None,
+                    shuffle: bool = True) -> torch.Tensor:
+        """The rows of one pass on the device: ``subset`` (default: all), permuted by ``generator`` when
+        ``shuffle`` (one ``randperm`` call: a streamed split draws exactly the same)."""
         index = torch.arange(len(self), device=self.device) if subset is None else subset.to(self.device)
         if shuffle:
             index = index[torch.randperm(len(index), generator=generator, device=self.device)]
-        for start in range(0, len(index), batch_size):
-            chunk = index[start : start + batch_size]
-            if len(chunk) < min_size or (drop_last and len(chunk) < batch_size):
-                continue
-            yield self.batch(chunk, views, generator)
+        return index
 
     def num_batches(self, batch_size: int, size: int | None = None, drop_last: bool = False, min_size: int = 2) -> int:
         """How many batches :meth:`batches` yields for a subset of ``size`` rows."""
-        size = len(self) if size is None else size
-        full, rest = divmod(size, batch_size)
-        return full + (1 if rest >= min_size and not drop_last else 0)
+        return len(batch_bounds(len(self) if size is None else size, batch_size, min_size, drop_last))
+
+
+def batch_bounds(n: int, batch_size: int, min_size: int, drop_last: bool) -> list[tuple[int, int]]:
+    """``(start, stop)`` of the batches a pass over ``n`` rows yields: consecutive ``batch_size`` slices, skipping a
+    final one smaller than ``min_size`` (batch norm cannot train on one sample), or any partial one when
+    ``drop_last``."""
+    bounds = []
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        if stop - start < min_size or (drop_last and stop - start < batch_size):
+            continue
+        bounds.append((start, stop))
+    return bounds
 
 
 def make_batch(raw: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor, views: Sequence[View],

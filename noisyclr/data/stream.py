@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..errors import UserError
 from .folder import _pool_context, decode_images, decode_rows, default_workers, stats_from_histogram
-from .loader import Batch, DeviceData, Shard, View, make_batch
+from .loader import Batch, DeviceData, Shard, View, batch_bounds, make_batch
 from .table import FileTable
 
 #: files decoded to estimate the normalisation of a streamed split when the config gives none
@@ -122,6 +122,7 @@ class StreamingData:
     is_clean = DeviceData.is_clean
     batch = DeviceData.batch
     num_batches = DeviceData.num_batches
+    epoch_order = DeviceData.epoch_order
 
     def gather(self, indices: torch.Tensor) -> torch.Tensor:
         """The raw uint8 images ``(len(indices), C, H, W)`` of rows ``indices``, decoded now in this process and
@@ -153,9 +154,7 @@ class StreamingData:
         batch; the views are applied here in batch order. A final batch smaller than ``min_size`` is skipped, as is
         any partial batch when ``drop_last``.
         """
-        index = torch.arange(len(self), device=self.device) if subset is None else subset.to(self.device)
-        if shuffle:
-            index = index[torch.randperm(len(index), generator=generator, device=self.device)]
+        index = self.epoch_order(generator, subset, shuffle)
         for chunk, raw in self._decoded(self._chunks(index, batch_size, min_size, drop_last)):
             yield make_batch(raw, self.labels.index_select(0, chunk), chunk, views, generator, self.shard)
 
@@ -169,13 +168,8 @@ class StreamingData:
                 ) -> list[tuple[torch.Tensor, list[int]]]:
         """``(device indices, row numbers)`` of every batch-sized chunk of ``index`` that is kept."""
         rows = index.cpu().tolist()  # one device sync per pass; the workers need plain row numbers
-        out = []
-        for start in range(0, len(rows), batch_size):
-            part = rows[start:start + batch_size]
-            if len(part) < min_size or (drop_last and len(part) < batch_size):
-                continue
-            out.append((index[start:start + batch_size].to(self.device), part))
-        return out
+        return [(index[start:stop].to(self.device), rows[start:stop])
+                for start, stop in batch_bounds(len(rows), batch_size, min_size, drop_last)]
 
     def _decoded(self, chunks: list[tuple[torch.Tensor, list[int]]]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """``(indices, raw images on the device)`` of every chunk, in order, through an idle pooled DataLoader."""

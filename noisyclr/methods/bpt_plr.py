@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from ..errors import UserError
+from ..data.loader import batch_bounds
 from ..losses.contrastive import plr_loss
 from ..metrics import class_precision, defined_mean, selection_scores
 from ..selection import balanced_partition
@@ -65,8 +65,7 @@ class PlannedStep:
 
 def loader_batch_sizes(n: int, batch_size: int, drop_last: bool) -> list[int]:
     """Sizes of the batches one pass of a loader over ``n`` samples yields (``DeviceData.batches`` with min_size 1)."""
-    full, rest = divmod(n, batch_size)
-    return [batch_size] * full + ([rest] if rest and not drop_last else [])
+    return [stop - start for start, stop in batch_bounds(n, batch_size, 1, drop_last)]
 
 
 def oversample_plan(
@@ -128,11 +127,6 @@ class BPTPLRConfig(PLReMixConfig):
     adaptive_selection: bool = False  # BPT: all samples with corrected labels (0.8) update the prototypes
     balanced: bool = True  # per-class balanced partition (false: the plain threshold, for ablations)
     oversample: bool = True  # ⌊(|L|+|U|)/B⌋+1 steps per epoch (false: one labeled pass as DivideMix/PLReMix)
-
-    def check(self, cfg) -> None:
-        super().check(cfg)
-        if self.lambda_c < 0:
-            raise UserError(f"method.lambda_c must be >= 0, got {self.lambda_c}")
 
 
 class BPTPLR(PLReMix):

@@ -68,6 +68,8 @@ class PLReMixConfig(DivideMixConfig):
         super().check(cfg)
         if self.kappa < 0:
             raise UserError(f"method.kappa must be >= 0, got {self.kappa}")
+        if self.lambda_c < 0:
+            raise UserError(f"method.lambda_c must be >= 0, got {self.lambda_c}")
 
 
 class PLReMix(DivideMix):
