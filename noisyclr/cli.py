@@ -65,25 +65,44 @@ def _parser() -> argparse.ArgumentParser:
 def _start_or_resume(args, verb: str, needs: str, out_hint: str, run):
     """``run(cfg, out_dir, resume=..., overrides=...)`` for ``noisyclr <verb>``: a new run from the preset and
     overrides into ``--out``, or the run in ``--resume`` (the overrides, and a key=value given where the preset
-    goes, apply to it)."""
-    from .config import load_config
+    goes, apply to it).
+
+    Everything that the config and the paths can tell is checked here, before ``run`` imports torch and loads the
+    data, so that a bad key, number, path or run folder is answered at once."""
+    from .config import check_paths, load_config
+    from .rundir import check_new, load_resume_config
 
     if args.resume:
         overrides = ([args.preset] if args.preset else []) + list(args.overrides)
+        args.run_dir = args.resume
+        check_paths(load_resume_config(args.resume, overrides, out=args.out))
         return run(None, args.resume, resume=True, overrides=overrides)
     if not args.preset:
         raise UserError(f"noisyclr {verb} needs {needs}")
     if not args.out:
         raise UserError(f"noisyclr {verb} needs --out DIR ({out_hint})")
-    return run(load_config(args.preset, list(args.overrides)), args.out)
+    cfg = load_config(args.preset, list(args.overrides))
+    check_paths(cfg)
+    check_new(args.out)
+    args.run_dir = args.out
+    return run(cfg, args.out)
+
+
+def _lazy(module: str, name: str):
+    """``module.name`` imported when called: the verbs check their input before torch is imported."""
+    import importlib
+
+    def call(*args, **kwargs):
+        return getattr(importlib.import_module(module, __package__), name)(*args, **kwargs)
+
+    return call
 
 
 def _cmd_train(args) -> int:
-    from .distributed import is_main_process
-    from .engine import run_training
-
     result = _start_or_resume(args, "train", "a preset or YAML file; run 'noisyclr presets' to list them",
-                              "the run folder to write", run_training)
+                              "the run folder to write", _lazy(".engine", "run_training"))
+    from .distributed import is_main_process
+
     if not is_main_process():  # under torchrun rank 0 reports for the job
         return 0
     s = result.summary
@@ -95,12 +114,11 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_pretrain(args) -> int:
-    from .distributed import is_main_process
-    from .methods.simclr import pretrain
-
     result, encoder, card = _start_or_resume(
         args, "pretrain", "a preset or YAML file, e.g. simclr-digits; run 'noisyclr presets'",
-        "the run folder to write, with DIR/encoder.pt", pretrain)
+        "the run folder to write, with DIR/encoder.pt", _lazy(".methods.simclr", "pretrain"))
+    from .distributed import is_main_process
+
     if not is_main_process():  # under torchrun rank 0 reports for the job
         return 0
     s = result.summary
@@ -114,6 +132,13 @@ def _cmd_pretrain(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
+    from pathlib import Path
+
+    from .config import check_paths, load_saved_config
+
+    if not (Path(args.run_dir) / "config.yaml").is_file():
+        raise UserError(f"{args.run_dir} has no config.yaml; pass the --out folder of a run")
+    check_paths(load_saved_config(Path(args.run_dir) / "config.yaml"))
     from .engine import evaluate_run
 
     print(json.dumps(evaluate_run(args.run_dir, device=args.device), indent=2))
@@ -176,8 +201,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"noisyclr: error: {exc}", file=sys.stderr)
         return UserError.exit_code
     except KeyboardInterrupt:
-        print("noisyclr: interrupted; the last completed epoch's checkpoint is kept (continue with --resume)", file=sys.stderr)
+        print(f"noisyclr: {_interrupted_message(locals().get('args'))}", file=sys.stderr)
         return 130
+    except OSError as exc:  # reading or writing outside a run folder (which reports its own): one line all the same
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"noisyclr: error: cannot access{where}: {exc.strerror or exc}; check the path, its permissions and the "
+              "free disk space", file=sys.stderr)
+        return UserError.exit_code
+
+
+def _interrupted_message(args) -> str:
+    """What Ctrl-C left behind: the last checkpoint, or nothing (a new run removes its folder then)."""
+    from pathlib import Path
+
+    run_dir = getattr(args, "run_dir", None)
+    if run_dir is None:
+        return "interrupted"
+    if (Path(run_dir) / "checkpoint.pt").is_file():
+        return (f"interrupted; the checkpoint of the last completed epoch is kept in {run_dir} "
+                f"(continue with --resume {run_dir})")
+    if Path(run_dir).is_dir():
+        return f"interrupted before the first epoch was saved; continue with --resume {run_dir} (it starts at epoch 1)"
+    return "interrupted before the first epoch was saved; nothing was kept, run the same command again"
 
 
 if __name__ == "__main__":

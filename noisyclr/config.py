@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -55,19 +57,16 @@ class DatasetConfig:
     stream_prefetch: int = 2  # batches each worker decodes ahead
 
     CHOICES = {"stream": ("auto", "on", "off")}
-
-    def check(self) -> None:
-        """Checks of values a type annotation cannot express (one-line UserErrors)."""
-        if self.clean_holdout < 0:
-            raise UserError(f"dataset.clean_holdout must be >= 0, got {self.clean_holdout}; e.g. 1000 for CIFAR")
-        if not self.resident_limit_gb > 0:
-            raise UserError(f"dataset.resident_limit_gb must be positive, got {self.resident_limit_gb}; "
-                            "e.g. 8 (GB of decoded images kept on the device before auto streams)")
-        if self.stream_workers is not None and self.stream_workers < 0:
-            raise UserError(f"dataset.stream_workers must be >= 0, got {self.stream_workers}; "
-                            "0 decodes in the training process, null uses one worker per core")
-        if self.stream_prefetch < 1:
-            raise UserError(f"dataset.stream_prefetch must be at least 1, got {self.stream_prefetch}")
+    RANGES = {
+        "mean": ("[0, 1]", "[0.4914,0.4822,0.4465]"),
+        "std": ("(0, inf)", "[0.247,0.243,0.261]"),
+        "train_limit": ("[1, inf)", "5000"),
+        "test_limit": ("[1, inf)", "1000"),
+        "clean_holdout": "[0, inf)",
+        "resident_limit_gb": "(0, inf)",
+        "stream_workers": ("[0, inf)", "4"),
+        "stream_prefetch": "[1, inf)",
+    }
 
 
 @dataclass
@@ -81,6 +80,8 @@ class NoiseConfig:
     column: str | None = None  # CSV label column (e.g. CIFAR-10N 'worst')
     order_file: str | None = None  # CSV path,index mapping a JSON list in original order onto folder paths
 
+    RANGES = {"rate": "[0, 1]", "seed": "[0, 4294967295]"}
+
 
 @dataclass
 class ModelConfig:
@@ -92,11 +93,15 @@ class ModelConfig:
     # projector dropped, classifier zero-initialised (see noisyclr/models/init.py).
     init: str | None = None
 
+    RANGES = {"width": ("[1, inf)", "16"), "proj_dim": ("[1, inf)", "128"), "proj_hidden": ("[1, inf)", "512")}
+
 
 @dataclass
 class AugmentConfig:
     padding: int = 4  # pad-and-crop padding of the weak view (4 for 32x32 CIFAR, 1 for 8x8 digits)
     flip: bool = True
+
+    RANGES = {"padding": "[0, inf)"}
 
 
 @dataclass
@@ -128,6 +133,24 @@ class TrainConfig:
     fused_optimizer: bool | None = None  # SGD's fused kernel (null = on for CUDA, off for CPU: foreach there)
     sync_bn: bool = False  # under torchrun: batch-norm statistics over the global batch (SyncBatchNorm)
 
+    RANGES = {
+        "epochs": "[1, inf)",
+        "batch_size": "[2, inf)",  # batch norm needs 2 samples
+        "lr": "(0, inf)",
+        "momentum": "[0, 1)",
+        "weight_decay": "[0, inf)",
+        "lars_trust": "(0, inf)",
+        "milestones": ("[1, inf)", "[150]"),
+        "step_size": ("[0, inf)", "30"),
+        "gamma": ("(0, inf)", "0.1"),
+        "cosine_tmax": ("[1, inf)", "300"),
+        "eta_min": "[0, inf)",
+        "warmup_epochs": "[0, inf)",
+        "seed": "[0, 4294967295]",  # NumPy's seed range
+        "eval_batch_size": "[1, inf)",
+        "threads": ("[1, 1024]", "1"),
+    }
+
 
 @dataclass
 class LogConfig:
@@ -137,6 +160,8 @@ class LogConfig:
     wandb_project: str = "noisyclr"
     wandb_mode: str = "offline"
     checkpoint_every: int = 1  # epochs between checkpoints (the last epoch is always saved)
+
+    RANGES = {"checkpoint_every": "[1, inf)"}
 
 
 @dataclass
@@ -160,6 +185,11 @@ _CHOICES = {
     "log.progress": ("auto", "on", "off"),
     "log.wandb_mode": ("offline", "online", "disabled"),
 }
+
+# The names of noisyclr.models.BACKBONES (a torch module), so that a typo is answered before torch is imported;
+# tests/test_hardening.py checks the two agree.
+BACKBONE_NAMES = ("preact_resnet18", "resnet18", "resnet34", "resnet50", "small_cnn", "vgg19_bn")
+_CHOICES["model.backbone"] = BACKBONE_NAMES
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -198,8 +228,13 @@ def _find_preset(name_or_path: str) -> Path:
 
 def _read_yaml(path: Path) -> dict:
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise UserError(f"config file {path} is not UTF-8 text (byte {exc.start}: {exc.reason}); "
+                        "save it as UTF-8") from None
+    except OSError as exc:
+        raise UserError(f"cannot read config file {path}: {exc.strerror or exc}; check the path and its permissions") from None
+    except yaml.YAMLError as exc:
         raise UserError(f"cannot read config file {path}: {str(exc).splitlines()[0]}; fix the YAML syntax") from None
     if not isinstance(data, dict):
         raise UserError(f"config file {path} must hold a mapping of sections, got {type(data).__name__}")
@@ -313,11 +348,66 @@ def _coerce(value, tp, key: str):
     raise UserError(f"config key '{key}' must be {_type_name(tp)}, got {value!r}")
 
 
+_INTERVAL = re.compile(r"^([\[(])\s*([^,]+?)\s*,\s*([^,]+?)\s*([\])])$")
+
+
+def parse_interval(spec: str) -> tuple[float, float, bool, bool]:
+    """``"[0, 1)"`` → ``(0.0, 1.0, True, False)``: bounds and whether each is included (``inf`` allowed)."""
+    m = _INTERVAL.match(spec)
+    if not m:
+        raise ValueError(f"bad interval {spec!r}")
+    return float(m.group(2)), float(m.group(3)), m.group(1) == "[", m.group(4) == "]"
+
+
+def _interval_words(spec: str) -> str:
+    lo, hi, lo_in, _ = parse_interval(spec)
+    if math.isinf(hi):
+        if lo == 0 and not lo_in:
+            return "positive"
+        bound = int(lo) if lo.is_integer() else lo
+        return f"at least {bound}" if lo_in and lo != 0 else (f">= {bound}" if lo_in else f"> {bound}")
+    return f"in {spec}"
+
+
+def in_interval(value: float, spec: str) -> bool:
+    """Whether ``value`` is a finite number inside the interval ``spec``."""
+    lo, hi, lo_in, hi_in = parse_interval(spec)
+    if not math.isfinite(value):
+        return False
+    return (value >= lo if lo_in else value > lo) and (value <= hi if hi_in else value < hi)
+
+
+def check_ranges(section, prefix: str) -> None:
+    """Check every key of ``section`` named in its class's ``RANGES`` (see :mod:`noisyclr.methods.configs`).
+
+    One UserError naming the key, its valid range, the value given and a valid example (the default, or the spec's
+    own example). Lists are checked element by element; null passes (the type decides whether null is allowed).
+    """
+    for key, spec in getattr(type(section), "RANGES", {}).items():
+        interval, example = spec if isinstance(spec, tuple) else (spec, None)
+        value = getattr(section, key)
+        values = value if isinstance(value, list) else [value]
+        for item in values:
+            if item is None or in_interval(item, interval):
+                continue
+            if example is None:
+                default = next(f for f in dataclasses.fields(section) if f.name == key)
+                example = default.default if default.default is not dataclasses.MISSING else default.default_factory()
+                example = yaml.safe_dump(example, default_flow_style=True).strip().removesuffix("...").strip()
+            words = _interval_words(interval)
+            if not math.isfinite(item):
+                words = f"a finite number ({words})"
+            raise UserError(f"{prefix}.{key} must be {words}, got {value!r}; e.g. {prefix}.{key}={example}")
+
+
 def build_section(cls, raw: dict | None, prefix: str):
-    """Instantiate dataclass ``cls`` from ``raw``; unknown keys and wrong types are UserErrors."""
-    raw = raw or {}
+    """Instantiate dataclass ``cls`` from ``raw``; unknown keys, wrong types and values outside ``cls.RANGES``
+    are UserErrors. An empty section (``train:`` with nothing below) is the defaults."""
+    if raw is None:
+        raw = {}
     if not isinstance(raw, dict):
-        raise UserError(f"config section '{prefix}' must be a mapping of keys, got {raw!r}")
+        raise UserError(f"config section '{prefix}' must be a mapping of keys, got {raw!r}; "
+                        f"write e.g. '{prefix}:' followed by indented 'key: value' lines")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
     kwargs = {}
@@ -336,12 +426,14 @@ def build_section(cls, raw: dict | None, prefix: str):
             close = difflib.get_close_matches(str(kwargs[key]), choices, n=1)
             hint = f"did you mean '{close[0]}'? " if close else ""
             raise UserError(f"config key '{full}' must be one of {', '.join(choices)}, got '{kwargs[key]}'; {hint}".rstrip("; "))
-    return cls(**kwargs)
+    section = cls(**kwargs)
+    check_ranges(section, prefix)
+    return section
 
 
 def build_config(raw: dict) -> Config:
     """A validated :class:`Config` from a raw nested mapping (preset merged with overrides)."""
-    from .methods import method_config_class  # late import: methods import this module
+    from .methods.configs import method_config_class
 
     raw = dict(raw)
     top = {f.name for f in dataclasses.fields(Config)}
@@ -350,7 +442,11 @@ def build_config(raw: dict) -> Config:
             close = difflib.get_close_matches(key, sorted(top), n=1)
             hint = f"did you mean '{close[0]}'?" if close else f"valid sections: {', '.join(sorted(top))}"
             raise UserError(f"unknown config key '{key}'; {hint}")
-    method_raw = dict(raw.pop("method", None) or {})
+    method_raw = raw.pop("method", None)
+    if method_raw is not None and not isinstance(method_raw, dict):
+        raise UserError(f"config section 'method' must be a mapping of keys, got {method_raw!r}; "
+                        "write e.g. 'method:' followed by an indented 'name: dividemix'")
+    method_raw = dict(method_raw or {})
     name = method_raw.pop("name", "standard")
     method_cls = method_config_class(name)
     method = build_section(method_cls, method_raw, "method")
@@ -369,30 +465,34 @@ def build_config(raw: dict) -> Config:
 
 def validate(cfg: Config) -> None:
     """Cross-key checks that a single type annotation cannot express."""
-    if not 0.0 <= cfg.noise.rate <= 1.0:
-        raise UserError(f"noise.rate must be in [0, 1], got {cfg.noise.rate}; e.g. noise.rate=0.5 for 50% noise")
-    if cfg.noise.kind in ("sym", "asym") and cfg.noise.rate == 0.0:
-        pass  # allowed: a clean control run with the same code path
+    # (single-key ranges are checked as each section is built: check_ranges)
     if cfg.noise.kind in ("file", "human") and not cfg.noise.file:
         raise UserError(f"noise.kind={cfg.noise.kind} needs noise.file=PATH (a JSON list or a CSV path,label)")
-    if cfg.train.epochs < 1:
-        raise UserError(f"train.epochs must be at least 1, got {cfg.train.epochs}")
-    if cfg.train.batch_size < 2:
-        raise UserError(f"train.batch_size must be at least 2 (batch norm needs 2 samples), got {cfg.train.batch_size}")
-    if cfg.train.lr <= 0:
-        raise UserError(f"train.lr must be positive, got {cfg.train.lr}")
-    if cfg.train.eta_min < 0:
-        raise UserError(f"train.eta_min must be >= 0, got {cfg.train.eta_min}")
     if cfg.train.schedule == "multistep" and not cfg.train.milestones:
         raise UserError("train.schedule=multistep needs train.milestones=[...] (epochs at which lr is multiplied by gamma)")
-    if cfg.train.lars_trust <= 0:
-        raise UserError(f"train.lars_trust must be positive, got {cfg.train.lars_trust}; SimCLR uses 0.001")
-    cfg.dataset.check()
     if cfg.train.schedule == "step" and cfg.train.step_size < 1:
-        raise UserError("train.schedule=step needs train.step_size=N (decay every N epochs)")
+        raise UserError("train.schedule=step needs train.step_size=N (decay every N epochs), e.g. train.step_size=30")
     check = getattr(cfg.method, "check", None)
     if check:
         check(cfg)
+
+
+def check_paths(cfg: Config) -> None:
+    """The paths a config names, checked before torch and the data are loaded: the dataset source and its root,
+    the noise and order files, the encoder of ``model.init`` (one-line UserErrors). The source's own layout is
+    checked when it loads."""
+    from .data.sources import check_source
+
+    d = cfg.dataset
+    check_source(d.name, d.root, d.options)
+    if d.cache_dir is not None and Path(d.cache_dir).expanduser().exists() and not Path(d.cache_dir).expanduser().is_dir():
+        raise UserError(f"dataset.cache_dir {d.cache_dir} is a file; point it at a folder (or leave it null)")
+    for key, value in (("noise.file", cfg.noise.file), ("noise.order_file", cfg.noise.order_file)):
+        if value is not None and cfg.noise.kind in ("file", "human") and not Path(value).expanduser().is_file():
+            raise UserError(f"{key} {value} does not exist or is not a file; give the path of the noisy-label file")
+    if cfg.model.init is not None and not Path(cfg.model.init).expanduser().exists():
+        raise UserError(f"model.init {cfg.model.init} does not exist; give an encoder.pt (noisyclr pretrain), its run "
+                        "folder, or a run's checkpoint.pt")
 
 
 def load_config(preset: str, overrides: list[str] | None = None) -> Config:

@@ -21,6 +21,7 @@ import csv
 import io
 import json
 import math
+import os
 import random
 import sys
 import time
@@ -31,7 +32,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .config import Config, config_to_dict, load_saved_config, save_config
+from .config import Config, load_saved_config, save_config
 from .context import RunContext, resolve_device
 from .distributed import Distributed
 from .data.loader import DeviceData, open_split
@@ -40,15 +41,8 @@ from .errors import UserError
 from .io import atomic_write, atomic_write_json, atomic_write_text
 from .methods import get_method
 from .metrics import accuracy
+from .rundir import CHECKPOINT, CONFIG, SUMMARY, RunFolder, check_new, load_resume_config
 from .tracking import RunLogger, read_metrics
-
-CHECKPOINT = "checkpoint.pt"
-CONFIG = "config.yaml"
-SUMMARY = "summary.json"
-
-# Keys that may change when a run is resumed: how long it runs and how it reports, never what it computes.
-RESUMABLE_OVERRIDES = ("train.epochs", "train.device", "train.threads", "dataset.stream_workers", "dataset.stream_prefetch",
-                       "log.")
 
 
 # ------------------------------------------------------------------------------------------------------ RNG state
@@ -95,8 +89,21 @@ def seed_everything(seed: int) -> None:
 
 
 def save_checkpoint(path: Path, payload: dict) -> None:
-    """``torch.save`` through a temp file + rename, so a crash never leaves a half-written checkpoint."""
-    atomic_write(path, lambda f: torch.save(payload, f), mode="wb")
+    """``torch.save`` through a temp file + rename, so a crash never leaves a half-written checkpoint.
+
+    torch's zip writer reports a failed write (a full disk) as a RuntimeError; it is raised as the OSError it is,
+    so that the caller can say what happened (the earlier checkpoint is untouched either way)."""
+    try:
+        atomic_write(path, lambda f: torch.save(payload, f), mode="wb")
+    except RuntimeError as exc:
+        if "write" not in str(exc).lower():
+            raise
+        import errno
+        import shutil
+
+        full = shutil.disk_usage(path.parent).free < 64 * 2**20
+        raise OSError(errno.ENOSPC if full else errno.EIO, "no space left on device" if full else
+                      f"the checkpoint write failed ({str(exc).splitlines()[0][:120]})", str(path)) from None
 
 
 def load_checkpoint(path: Path, map_location="cpu") -> dict:
@@ -110,9 +117,22 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
             f"checkpoint {path} is corrupt or unreadable ({type(exc).__name__}); "
             "restore it from a backup or start a new run with --out"
         ) from None
-    if not isinstance(payload, dict) or "epoch" not in payload or "method" not in payload:
+    method = payload.get("method") if isinstance(payload, dict) else None
+    if (not isinstance(method, dict) or not isinstance(payload.get("epoch"), int) or payload["epoch"] < 0
+            or not isinstance(method.get("nets"), list) or not isinstance(method.get("optimizers", []), list)):
         raise UserError(f"checkpoint {path} is not a noisyclr checkpoint; start a new run with --out")
     return payload
+
+
+def load_method_state(method, payload: dict, path: Path) -> None:
+    """``method.load_state_dict`` of a checkpoint, a UserError when the checkpoint belongs to another method or
+    model (its networks, optimisers or method state do not fit)."""
+    try:
+        method.load_state_dict(payload["method"])
+    except (KeyError, ValueError, RuntimeError, TypeError, IndexError, AttributeError) as exc:
+        detail = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"checkpoint {path} does not fit this run's method {method.cfg.method.name} and model "
+                        f"({detail}); it was written by another config: start a new run with --out") from None
 
 
 # ------------------------------------------------------------------------------------------------------ the run
@@ -131,16 +151,6 @@ def _progress_enabled(cfg: Config) -> bool:
     if cfg.log.progress == "off":
         return False
     return sys.stderr.isatty()
-
-
-def _check_resume_overrides(overrides: list[str]) -> None:
-    for item in overrides:
-        key = item.partition("=")[0].strip()
-        if not any(key == k or (k.endswith(".") and key.startswith(k)) for k in RESUMABLE_OVERRIDES):
-            raise UserError(
-                f"'{key}' cannot change when resuming (only train.epochs, train.device, train.threads, dataset.stream_workers, dataset.stream_prefetch and log.*); "
-                "start a new run with --out to change it"
-            )
 
 
 def build_context(cfg: Config, data, device: torch.device, dist: Distributed | None = None) -> RunContext:
@@ -186,52 +196,57 @@ def run_training(
     ``stop_after_epoch`` ends the process's work after that many epochs as if it had been killed (the checkpoint
     is written, the summary is not): used to test resume.
     """
+    from .config import check_paths
+
     out_dir = Path(out_dir)
     ckpt_path = out_dir / CHECKPOINT
+    writer = int(os.environ.get("RANK", "0")) == 0  # under torchrun rank 0 alone owns the run folder
     if resume:  # the saved config (+ overrides) decides the device, hence the process-group backend
-        if not out_dir.is_dir():
-            raise UserError(f"cannot resume: {out_dir} does not exist; pass the --out folder of an earlier run")
-        if not (out_dir / CONFIG).is_file():
-            raise UserError(f"cannot resume: {out_dir} has no {CONFIG}; pass the --out folder of an earlier run")
-        _check_resume_overrides(overrides or [])
-        from .config import _deep_merge, build_config, parse_overrides
-
-        raw = _deep_merge(config_to_dict(load_saved_config(out_dir / CONFIG)), parse_overrides(overrides or []))
-        cfg = build_config(raw)
+        cfg = load_resume_config(out_dir, overrides, check_lock=writer)
     elif cfg is None:
         raise ValueError("cfg is required unless resuming")
-    dist = Distributed.from_env(cfg.train.device)
+    elif writer:
+        check_new(out_dir)
+    check_paths(cfg)
+    folder = RunFolder(out_dir, new=not resume) if writer else None
     try:
-        return _run(cfg, out_dir, ckpt_path, dist, resume, stop_after_epoch)
+        dist = Distributed.from_env(cfg.train.device)
+        try:
+            return _run(cfg, out_dir, ckpt_path, dist, resume, stop_after_epoch)
+        finally:
+            dist.close()
+    except OSError as exc:
+        if folder is None:
+            raise
+        folder.discard()
+        raise folder.write_error(exc) from None
+    except BaseException:
+        if folder is not None:
+            folder.discard()
+        raise
     finally:
-        dist.close()
+        if folder is not None:
+            folder.release()
 
 
 def _run(cfg, out_dir: Path, ckpt_path: Path, dist: Distributed, resume: bool, stop_after_epoch):
     """:func:`run_training` in this process; under torchrun every rank runs it and only rank 0 writes files
     (the run folder must be on a file system every rank sees)."""
-    if resume:
-        payload = load_checkpoint(ckpt_path)
-    else:
-        if ckpt_path.exists():
-            raise UserError(
-                f"{out_dir} already holds a run (checkpoint.pt); continue it with --resume {out_dir} "
-                "or choose a new --out folder"
-            )
-        payload = None
+    # a resumed run without a checkpoint is one killed before its first (load_resume_config allows only that):
+    # it starts again from epoch 0 with its saved config
+    payload = load_checkpoint(ckpt_path) if resume and ckpt_path.is_file() else None
+    if payload is not None and cfg.train.epochs < payload["epoch"]:
+        raise UserError(f"the checkpoint in {out_dir} is after epoch {payload['epoch']}, more than "
+                        f"train.epochs={cfg.train.epochs}; resume with train.epochs >= {payload['epoch']}")
 
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     device = dist.device(resolve_device(cfg.train.device))
     seed_everything(cfg.train.seed)
     data = prepare_data(cfg)
+    check_data_limits(cfg, data)
     if resume:
         check_saved_labels(data.train, out_dir)
-    elif dist.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        save_labels(data.train, out_dir)
-    if dist.is_main:
-        save_config(cfg, out_dir / CONFIG)
 
     method_class = get_method(cfg.method.name)
     if dist.enabled and not method_class.distributed:
@@ -241,10 +256,14 @@ def _run(cfg, out_dir: Path, ckpt_path: Path, dist: Distributed, resume: bool, s
         )
     ctx = build_context(cfg, data, device, dist)
     method = method_class(cfg, ctx)
+    if dist.is_main:  # written once everything that can be refused before training has been checked
+        if not (resume and (out_dir / "train_labels.csv").is_file()):
+            save_labels(data.train, out_dir)
+        save_config(cfg, out_dir / CONFIG)
 
     start_epoch, wall_before, train_time, images_total = 0, 0.0, 0.0, 0
     if payload is not None:
-        method.load_state_dict(payload["method"])
+        load_method_state(method, payload, ckpt_path)
         restore_rng(payload["rng"], ctx.generator)
         start_epoch = int(payload["epoch"])
         wall_before = float(payload.get("wall_time_s", 0.0))
@@ -310,6 +329,15 @@ class _NoLogger:
 
     def close(self) -> None:
         pass
+
+
+def check_data_limits(cfg: Config, data) -> None:
+    """The numbers whose limit is the prepared data's size (one-line UserErrors, before anything is written)."""
+    n, classes = len(data.train), data.train.num_classes
+    if cfg.train.batch_size > n:
+        raise UserError(f"train.batch_size={cfg.train.batch_size} is larger than the {n} training samples; "
+                        f"e.g. train.batch_size={min(64, n)}")
+    cfg.method.check_data(cfg, n, classes)
 
 
 def distributed_methods() -> list[str]:
@@ -408,7 +436,12 @@ def evaluate_run(out_dir: str | Path, *, device: str | None = None) -> dict:
     data = prepare_data(cfg)
     ctx = build_context(cfg, data, dev)
     method = get_method(cfg.method.name)(cfg, ctx)
-    method.load_state_dict(payload["method"])
+    load_method_state(method, payload, out_dir / CHECKPOINT)
     result = {"epoch": int(payload["epoch"]), **evaluate_method(method, ctx), "num_test": len(data.test)}
-    atomic_write_json(out_dir / "eval.json", result)
+    try:
+        atomic_write_json(out_dir / "eval.json", result)
+    except OSError as exc:
+        from .rundir import _write_error
+
+        raise _write_error(exc, out_dir / "eval.json", out_dir, resumable=True) from None
     return result

@@ -50,12 +50,13 @@ class RunLogger:
         """On resume, drop rows of epochs after the checkpoint (written before a crash, then redone)."""
         if not self.path.exists():
             return
-        rows = [line for line in self.path.read_text().splitlines() if line.strip()]
-        keep = [line for line in rows if json.loads(line).get("epoch", 0) <= epoch]
-        if len(keep) != len(rows):
+        text = self.path.read_text()
+        rows = parse_metrics(text, self.path)
+        keep = [row for row in rows if row.get("epoch", 0) <= epoch]
+        if len(keep) != len(rows) or (text and not text.endswith("\n")) or len(rows) != _count_lines(text):
             from .io import atomic_write_text
 
-            atomic_write_text(self.path, "".join(line + "\n" for line in keep))
+            atomic_write_text(self.path, "".join(json.dumps(row) + "\n" for row in keep))
 
     def log(self, row: dict) -> None:
         """Append ``row`` (must hold ``epoch``) and send its numeric values to the backends."""
@@ -79,9 +80,32 @@ class RunLogger:
             self.wandb.finish()
 
 
+def _count_lines(text: str) -> int:
+    return sum(1 for line in text.splitlines() if line.strip())
+
+
+def parse_metrics(text: str, path: Path) -> list[dict]:
+    """The rows of a ``metrics.jsonl`` text. A torn last line (the process died while appending it) is dropped:
+    its epoch is redone on resume; a bad line anywhere else is a UserError (the file was damaged)."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    rows = []
+    for i, line in enumerate(lines):
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            if i == len(lines) - 1:
+                break
+            raise UserError(f"{path} line {i + 1} is not a JSON object (the file was damaged); restore it, or delete "
+                            "the line and the ones after it to redo those epochs on resume") from None
+        rows.append(row)
+    return rows
+
+
 def read_metrics(out_dir: Path) -> list[dict]:
-    """All rows of a run's ``metrics.jsonl``."""
+    """All rows of a run's ``metrics.jsonl`` (a torn last line dropped, see :func:`parse_metrics`)."""
     path = Path(out_dir) / "metrics.jsonl"
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return parse_metrics(path.read_text(), path)

@@ -76,8 +76,10 @@ def test_resume_without_or_with_corrupt_checkpoint(tmp_path, capsys):
     assert_one_line_error(code, err, "corrupt")
     assert (out / "metrics.jsonl").read_text() == metrics_before  # nothing already written is lost
     ckpt.unlink()
-    code, _, err = run_cli(capsys, "train", "--resume", str(out))
+    code, _, err = run_cli(capsys, "train", "--resume", str(out), "train.epochs=2")
     assert_one_line_error(code, err, "no checkpoint")
+    code, _, err = run_cli(capsys, "train", "--resume", str(out))  # finished, and no epoch to add
+    assert_one_line_error(code, err, "has finished its 1 epochs")
 
 
 def test_console_script_entry_point_exit_code(tmp_path):

@@ -92,7 +92,7 @@ def test_existing_run_folder_is_not_overwritten(tmp_path):
     out = tmp_path / "run"
     run_training(tiny("train.epochs=1"), out)
     before = (out / CHECKPOINT).read_bytes()
-    with pytest.raises(UserError, match="already holds a run"):
+    with pytest.raises(UserError, match="already holds a finished run"):
         run_training(tiny(), out)
     assert (out / CHECKPOINT).read_bytes() == before
 

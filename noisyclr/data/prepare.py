@@ -142,6 +142,11 @@ def prepare_data(cfg: Config) -> PreparedData:
     holdout = None
     if d.clean_holdout:
         train, holdout = split_clean_holdout(train, d.clean_holdout, cfg.train.seed)
+    for key, limit, split in (("train_limit", d.train_limit, train), ("test_limit", d.test_limit, test)):
+        if limit is not None and limit > len(split):
+            which = "training" if key == "train_limit" else "test"
+            raise UserError(f"dataset.{key}={limit} is more than the {len(split)} {which} samples of {d.name}; "
+                            f"e.g. dataset.{key}={len(split)}, or null for all of them")
     if d.train_limit:
         train = train.subset(stratified_subset(train.labels, d.train_limit, cfg.train.seed))
     if d.test_limit:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import inspect
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from ..errors import UserError
@@ -89,7 +90,9 @@ def list_dataset(name: str, root: str | None = None, *, cache_dir: str | None = 
     return _call(name, root, cache_dir, options, listing=True)
 
 
-def _call(name: str, root, cache_dir, options: dict, listing: bool) -> DatasetSplits:
+def check_source(name: str, root, options: dict) -> None:
+    """The source ``name`` exists, takes ``options``, and has the root folder it needs (UserErrors); nothing is
+    read. The layout under the root is checked when the source loads."""
     source = _REGISTRY.get(name)
     if source is None:
         close = difflib.get_close_matches(str(name), list(_REGISTRY), n=1)
@@ -104,9 +107,18 @@ def _call(name: str, root, cache_dir, options: dict, listing: bool) -> DatasetSp
             else:
                 hint = f"valid options: {', '.join(valid)}" if valid else "it takes no options"
             raise UserError(f"unknown option dataset.options.{key} for dataset {name}; {hint}")
+    if source.needs_root:
+        if root is None:
+            raise UserError(f"dataset {name} needs a root folder; set dataset.root=PATH ({source.description})")
+        if not Path(root).expanduser().is_dir():
+            raise UserError(f"dataset root {root} does not exist or is not a folder; set dataset.root=PATH "
+                            f"({source.description})")
+
+
+def _call(name: str, root, cache_dir, options: dict, listing: bool) -> DatasetSplits:
+    check_source(name, root, options)
+    source = _REGISTRY[name]
     args = [root] if source.needs_root else []
-    if source.needs_root and root is None:
-        raise UserError(f"dataset {name} needs a root folder; set dataset.root=PATH ({source.description})")
     if source.uses_cache:
         options["cache_dir"] = cache_dir
     if listing:

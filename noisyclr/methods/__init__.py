@@ -1,40 +1,37 @@
-"""Method registry: ``method.name`` → class. Each class carries its own ``Config`` dataclass."""
+"""Method registry: ``method.name`` → class, each method's module imported only when it is asked for.
+
+The config classes live in :mod:`noisyclr.methods.configs` (no torch), so that a config can be typed and checked
+before torch is imported; :func:`get_method` imports the method's own module on demand.
+"""
 
 from __future__ import annotations
 
-import difflib
+import importlib
 
-from ..errors import UserError
-from .base import Method, MethodConfig
-from .bpt_plr import BPTPLR
-from .dividemix import DivideMix
-from .mwnet import MWNet
-from .plremix import PLReMix
-from .simclr import SimCLR
-from .standard import Standard
-
-METHODS: dict[str, type[Method]] = {
-    "standard": Standard,
-    "dividemix": DivideMix,
-    "plremix": PLReMix,
-    "mwnet": MWNet,
-    "simclr": SimCLR,
-    "bpt_plr": BPTPLR,
-}
+from .configs import REGISTRY, MethodConfig, check_method_name, method_config_class
 
 
-def get_method(name: str) -> type[Method]:
+def get_method(name: str):
     """The method class registered as ``name`` (UserError with the closest name otherwise)."""
-    if name not in METHODS:
-        close = difflib.get_close_matches(str(name), list(METHODS), n=1)
-        hint = f"did you mean '{close[0]}'? " if close else ""
-        raise UserError(f"unknown method.name '{name}'; {hint}available: {', '.join(sorted(METHODS))}")
-    return METHODS[name]
+    check_method_name(name)
+    _, module, cls = REGISTRY[name]
+    return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
 
 
-def method_config_class(name: str) -> type[MethodConfig]:
-    """The config dataclass of method ``name``."""
-    return get_method(name).Config
+def method_names() -> list[str]:
+    """The registered method names, sorted."""
+    return sorted(REGISTRY)
 
 
-__all__ = ["METHODS", "Method", "MethodConfig", "get_method", "method_config_class"]
+def __getattr__(attr: str):
+    # `Method` (the base class) and `METHODS` (name -> class) need torch: built on first use
+    if attr == "Method":
+        from .base import Method
+
+        return Method
+    if attr == "METHODS":
+        return {name: get_method(name) for name in REGISTRY}
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
+
+
+__all__ = ["METHODS", "Method", "MethodConfig", "get_method", "method_config_class", "method_names"]

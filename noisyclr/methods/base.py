@@ -8,7 +8,6 @@ functions in ``noisyclr.losses`` and ``noisyclr.selection``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -16,16 +15,7 @@ import torch
 import torch.nn as nn
 
 from ..context import RunContext
-
-
-@dataclass
-class MethodConfig:
-    """Keys every method has. Subclasses add their own; unknown keys are rejected by the config loader."""
-
-    name: str = ""
-
-    def check(self, cfg) -> None:
-        """Cross-section checks for this method (raise UserError); the default accepts everything."""
+from .configs import MethodConfig
 
 
 class Method:

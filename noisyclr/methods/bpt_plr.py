@@ -27,7 +27,7 @@ subset-local indices), λ_c is applied (1 by default, the reference's effective 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -36,7 +36,8 @@ from ..data.loader import batch_bounds
 from ..losses.contrastive import plr_loss
 from ..metrics import class_precision, defined_mean, selection_scores
 from ..selection import balanced_partition
-from .plremix import PLReMix, PLReMixConfig
+from .configs import BPTPLRConfig
+from .plremix import PLReMix
 
 # ----------------------------------------------------------------------------------------------------------------
 # the oversampled epoch as a pure step plan
@@ -116,17 +117,6 @@ def oversample_plan(
 # ----------------------------------------------------------------------------------------------------------------
 # the method
 # ----------------------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class BPTPLRConfig(PLReMixConfig):
-    lambda_u: float = 0.0  # README default; 30 for CIFAR-10 sym 0.5 and asym 0.4 (presets)
-    contrastive: str = "plr"  # BPT-PLR uses the non-flat PLR only (flat=False)
-    warmup_contrastive: str = "none"  # the reference computes it but never backpropagates it
-    kappa_milestones: list[int] = field(default_factory=lambda: [40])  # reference: 3 -> 2 at 40, never 1
-    adaptive_selection: bool = False  # BPT: all samples with corrected labels (0.8) update the prototypes
-    balanced: bool = True  # per-class balanced partition (false: the plain threshold, for ablations)
-    oversample: bool = True  # ⌊(|L|+|U|)/B⌋+1 steps per epoch (false: one labeled pass as DivideMix/PLReMix)
 
 
 class BPTPLR(PLReMix):

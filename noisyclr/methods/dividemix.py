@@ -25,42 +25,15 @@ Deviations from the reference code, each deliberate:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
-from ..errors import UserError
 from ..losses import cross_entropy, negative_entropy
 from ..losses.semi import co_guess, co_refine, lambda_u_at, mixmatch, mixmatch_losses, sharpen, uniform_prior_penalty
 from ..metrics import class_recall, clean_auc, selection_scores
-from ..selection import SELECTION_BACKENDS, clean_probability_1d
-from .base import Method, MethodConfig
-
-
-@dataclass
-class DivideMixConfig(MethodConfig):
-    warmup_epochs: int = 10  # CIFAR-10 10, CIFAR-100 30
-    warmup_batch_size: int | None = None  # null = 2 x train.batch_size, as the reference
-    lambda_u: float = 25.0  # unlabeled-loss weight (per-setting values in the presets)
-    p_threshold: float = 0.5  # clean-probability threshold of the labeled set
-    temperature: float = 0.5  # sharpening temperature T
-    alpha: float = 4.0  # Beta(α, α) of MixMatch
-    rampup_length: int = 16  # epochs of the linear λ_u ramp-up after warm-up
-    warmup_penalty: bool | None = None  # negative-entropy penalty in warm-up; null = on for asym noise
-    loss_average_last: int = 0  # average the normalised losses of the last k epochs (5 at 90% noise)
-    gmm_backend: str = "sklearn"  # sklearn (parity with the reference) | torch (on the training device)
-    drop_last: bool = False  # drop the last partial labeled batch (DivideMix: no; PLReMix: yes)
-
-    CHOICES = {"gmm_backend": SELECTION_BACKENDS}
-
-    def check(self, cfg) -> None:
-        if not 0.0 <= self.p_threshold <= 1.0:
-            raise UserError(f"method.p_threshold must be in [0, 1], got {self.p_threshold}")
-        if self.temperature <= 0 or self.alpha <= 0:
-            raise UserError("method.temperature and method.alpha must be positive")
-        if self.warmup_epochs < 0:
-            raise UserError(f"method.warmup_epochs must be >= 0, got {self.warmup_epochs}")
+from ..selection import clean_probability_1d
+from .base import Method
+from .configs import DivideMixConfig
 
 
 class DivideMix(Method):

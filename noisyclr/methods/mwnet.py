@@ -28,48 +28,17 @@ mean weight of clean and of wrongly labelled samples and ``clean_auc`` of the la
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn as nn
 from torch.func import functional_call
 
 from ..errors import UserError
-from ..losses import CLASSIFICATION_LOSSES, classification_loss
+from ..losses import classification_loss
 from ..metrics import clean_auc
-from .base import Method, MethodConfig
+from .base import Method
+from .configs import MWNetConfig
 
 __all__ = ["MWNet", "MWNetConfig", "VNet", "meta_gradient", "virtual_meta_loss", "weighted_loss"]
-
-
-@dataclass
-class MWNetConfig(MethodConfig):
-    loss: str = "ce"  # the weighted training loss: ce (GL) | gce | mae
-    q: float = 0.66  # GCE exponent when loss=gce
-    meta_loss: str = "ce"  # loss on the clean meta batch: ce | mae
-    inner_lr: float | None = 0.1  # virtual-step learning rate; null = the classifier's current lr (official MW-Net)
-    normalize_weights: bool = False  # divide by sum of weights (official) instead of the batch size (GL)
-    vnet_hidden: int = 100
-    meta_lr: float = 1e-3
-    meta_momentum: float = 0.9
-    meta_nesterov: bool = True
-    meta_weight_decay: float = 1e-4
-    meta_batch_size: int | None = None  # null = train.batch_size
-
-    CHOICES = {"loss": CLASSIFICATION_LOSSES, "meta_loss": ("ce", "mae")}
-
-    def check(self, cfg) -> None:
-        if cfg.dataset.clean_holdout < 1:
-            raise UserError(
-                "method mwnet needs clean meta data: set dataset.clean_holdout=N (Ghosh & Lan hold out 1000 clean "
-                "CIFAR training images)"
-            )
-        if not 0.0 < self.q <= 1.0:
-            raise UserError(f"method.q must be in (0, 1], got {self.q}")
-        if self.inner_lr is not None and self.inner_lr <= 0:
-            raise UserError(f"method.inner_lr must be positive or null, got {self.inner_lr}")
-        if self.vnet_hidden < 1 or self.meta_lr <= 0 or (self.meta_batch_size is not None and self.meta_batch_size < 2):
-            raise UserError("method.vnet_hidden must be >= 1, method.meta_lr > 0 and method.meta_batch_size >= 2")
 
 
 class VNet(nn.Module):

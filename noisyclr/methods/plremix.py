@@ -25,51 +25,15 @@ Deviations and switches (also in ``docs/methods/plremix.md``):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 import torch.nn.functional as F
 
-from ..errors import UserError
 from ..losses import cross_entropy
 from ..losses.contrastive import flat_nce_loss, info_nce_loss, kappa_schedule, plr_loss, reliable_negative_mask
 from ..prototypes import AdaptiveThreshold, corrected_labels, ema_update_prototypes, init_prototypes, prototype_logits
 from ..selection import clean_probability_2d
-from .dividemix import DivideMix, DivideMixConfig
-
-
-@dataclass
-class PLReMixConfig(DivideMixConfig):
-    drop_last: bool = True  # PLReMix's loaders drop the last partial batch
-    proj_dim: int = 128
-    contrastive: str = "flat_plr"  # flat_plr (CIFAR/Tiny) | plr (Clothing1M/WebVision, BPT-PLR)
-    lambda_c: float = 1.0  # weight of the PLR loss
-    plr_temperature: float = 1.0
-    warmup_contrastive: str = "flatnce"  # flatnce | infonce | none
-    warmup_temperature: float = 0.1
-    proto_temperature: float = 0.1
-    proto_momentum: float = 0.99
-    semi_momentum: float = 0.99  # EMA of the self-adaptive thresholds
-    kappa: int = 3  # top-κ pseudo-labels at the start
-    kappa_milestones: list[int] = field(default_factory=lambda: [40, 70])  # κ drops by one at each
-    prototype_source: str = "peer"  # peer (reference) | own
-    strong_view: str = "strong"  # strong (CIFAR AutoAugment) | strong_imagenet | randaug | weak
-    adaptive_selection: bool = True  # class-aware self-adaptive prototype selection (HEAD b0c4ec3)
-
-    CHOICES = {
-        **DivideMixConfig.CHOICES,
-        "contrastive": ("flat_plr", "plr"),
-        "warmup_contrastive": ("flatnce", "infonce", "none"),
-        "prototype_source": ("peer", "own"),
-        "strong_view": ("strong", "strong_imagenet", "randaug", "weak"),
-    }
-
-    def check(self, cfg) -> None:
-        super().check(cfg)
-        if self.kappa < 0:
-            raise UserError(f"method.kappa must be >= 0, got {self.kappa}")
-        if self.lambda_c < 0:
-            raise UserError(f"method.lambda_c must be >= 0, got {self.lambda_c}")
+from .configs import PLReMixConfig
+from .dividemix import DivideMix
 
 
 class PLReMix(DivideMix):

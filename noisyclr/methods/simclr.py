@@ -25,7 +25,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -35,40 +35,10 @@ import torch.nn.functional as F
 from ..distributed import is_main_process
 from ..errors import UserError
 from ..losses import nt_xent
-from .base import Method, MethodConfig
+from .base import Method
+from .configs import SimCLRConfig
 
 __all__ = ["Embedder", "SimCLR", "SimCLRConfig", "export_encoder", "knn_predict", "pretrain"]
-
-
-@dataclass
-class SimCLRConfig(MethodConfig):
-    temperature: float = 0.5  # NT-Xent τ (simclr-pytorch CIFAR config)
-    proj_dim: int = 128  # output of the projection head
-    proj_hidden: int | None = None  # hidden width of the head (null = feature size, as the reference 2048-2048-128)
-    final_bn: bool = True  # BatchNorm1d on the projection with a frozen zero shift (simclr-pytorch)
-    crop_scale: list[float] = field(default_factory=lambda: [0.08, 1.0])  # RandomResizedCrop scale range
-    color_strength: float = 0.5  # colour distortion s: jitter (0.8s, 0.8s, 0.8s, 0.2s)
-    p_jitter: float = 0.8
-    p_gray: float = 0.2
-    drop_last: bool = True  # SimCLR drops the last partial batch (negatives per anchor stay constant)
-    knn_k: int = 200  # k-NN monitor (0 = off: test_acc is then not computed)
-    knn_temperature: float = 0.1
-    knn_every: int = 1  # epochs between k-NN evaluations (the last epoch is always evaluated)
-
-    def check(self, cfg) -> None:
-        if self.temperature <= 0:
-            raise UserError(f"method.temperature must be positive, got {self.temperature}; SimCLR uses 0.5")
-        if self.proj_dim < 1 or (self.proj_hidden is not None and self.proj_hidden < 1):
-            raise UserError("method.proj_dim and method.proj_hidden must be positive")
-        if len(self.crop_scale) != 2 or not 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1:
-            raise UserError(f"method.crop_scale must be [min, max] with 0 < min <= max <= 1, got {self.crop_scale}")
-        for key in ("p_jitter", "p_gray"):
-            if not 0.0 <= getattr(self, key) <= 1.0:
-                raise UserError(f"method.{key} must be in [0, 1], got {getattr(self, key)}")
-        if self.knn_k < 0 or self.knn_temperature <= 0 or self.knn_every < 1:
-            raise UserError("method.knn_k must be >= 0, method.knn_temperature > 0 and method.knn_every >= 1")
-        if cfg.model.init:
-            raise UserError("method simclr pretrains from scratch; remove model.init (it is for fine-tuning)")
 
 
 @torch.no_grad()

@@ -8,28 +8,12 @@ then falls as it memorises the wrong labels.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
-from ..losses import CLASSIFICATION_LOSSES, classification_loss, negative_entropy
+from ..losses import classification_loss, negative_entropy
 from ..metrics import clean_auc
-from ..errors import UserError
-from .base import Method, MethodConfig
-
-
-@dataclass
-class StandardConfig(MethodConfig):
-    loss: str = "ce"  # ce | gce | mae
-    q: float = 0.7  # GCE exponent (non-truncated L_q)
-    neg_entropy: float = 0.0  # weight of the negative-entropy (confidence) penalty
-    track_memorisation: bool = True  # per-epoch clean_auc of the training loss when true labels are known
-
-    CHOICES = {"loss": CLASSIFICATION_LOSSES}
-
-    def check(self, cfg) -> None:
-        if not 0.0 < self.q <= 1.0:
-            raise UserError(f"method.q must be in (0, 1], got {self.q}; e.g. method.q=0.7")
+from .base import Method
+from .configs import StandardConfig
 
 
 class Standard(Method):

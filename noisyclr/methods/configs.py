@@ -1,0 +1,236 @@
+"""Every method's config section, importable without torch.
+
+The config loader types the ``method`` section by ``method.name`` before anything heavy is imported, so that a bad
+key or an impossible number is answered in well under a second (issue #10). Each method module takes its
+``Config`` from here (``Config: ClassVar = DivideMixConfig``); the registry below maps names to the config classes
+and to the modules that hold the methods themselves, which :func:`noisyclr.methods.get_method` imports on demand.
+
+Ranges: ``RANGES`` maps a numeric key to an interval (``"[0, 1)"``, ``"(0, inf)"``); a list value is checked
+element-wise and a null value is allowed where the key's type admits null. A spec may be ``(interval, example)``
+where the default is null or outside the interval. :func:`noisyclr.config.check_ranges` applies them when the
+section is built; ``check(cfg)`` holds the checks across keys.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+
+from ..errors import UserError
+
+# mirrored from noisyclr.losses / noisyclr.selection (torch modules); tests/test_hardening.py checks they agree
+CLASSIFICATION_LOSSES = ("ce", "gce", "mae")
+SELECTION_BACKENDS = ("sklearn", "torch")
+
+
+@dataclass
+class MethodConfig:
+    """Keys every method has. Subclasses add their own; unknown keys are rejected by the config loader."""
+
+    name: str = ""
+
+    RANGES = {}
+
+    def check(self, cfg) -> None:
+        """Cross-section checks for this method (raise UserError); the default accepts everything."""
+
+    def check_data(self, cfg, num_train: int, num_classes: int) -> None:
+        """Checks against the prepared data (its size, its class count), before anything is written."""
+
+
+@dataclass
+class StandardConfig(MethodConfig):
+    loss: str = "ce"  # ce | gce | mae
+    q: float = 0.7  # GCE exponent (non-truncated L_q)
+    neg_entropy: float = 0.0  # weight of the negative-entropy (confidence) penalty
+    track_memorisation: bool = True  # per-epoch clean_auc of the training loss when true labels are known
+
+    CHOICES = {"loss": CLASSIFICATION_LOSSES}
+    RANGES = {"q": "(0, 1]", "neg_entropy": "[0, inf)"}
+
+
+@dataclass
+class DivideMixConfig(MethodConfig):
+    warmup_epochs: int = 10  # CIFAR-10 10, CIFAR-100 30
+    warmup_batch_size: int | None = None  # null = 2 x train.batch_size, as the reference
+    lambda_u: float = 25.0  # unlabeled-loss weight (per-setting values in the presets)
+    p_threshold: float = 0.5  # clean-probability threshold of the labeled set
+    temperature: float = 0.5  # sharpening temperature T
+    alpha: float = 4.0  # Beta(α, α) of MixMatch
+    rampup_length: int = 16  # epochs of the linear λ_u ramp-up after warm-up
+    warmup_penalty: bool | None = None  # negative-entropy penalty in warm-up; null = on for asym noise
+    loss_average_last: int = 0  # average the normalised losses of the last k epochs (5 at 90% noise)
+    gmm_backend: str = "sklearn"  # sklearn (parity with the reference) | torch (on the training device)
+    drop_last: bool = False  # drop the last partial labeled batch (DivideMix: no; PLReMix: yes)
+
+    CHOICES = {"gmm_backend": SELECTION_BACKENDS}
+    RANGES = {
+        "warmup_epochs": "[0, inf)",
+        "warmup_batch_size": ("[2, inf)", "128"),
+        "lambda_u": "[0, inf)",
+        "p_threshold": "[0, 1]",
+        "temperature": "(0, inf)",
+        "alpha": "(0, inf)",
+        "rampup_length": "[1, inf)",
+        "loss_average_last": "[0, inf)",
+    }
+
+    def check_data(self, cfg, num_train: int, num_classes: int) -> None:
+        if self.warmup_batch_size is not None and self.warmup_batch_size > num_train:
+            raise UserError(f"method.warmup_batch_size={self.warmup_batch_size} is larger than the {num_train} "
+                            f"training samples; e.g. method.warmup_batch_size={min(num_train, 128)} or null (2 x "
+                            "train.batch_size)")
+
+
+@dataclass
+class PLReMixConfig(DivideMixConfig):
+    drop_last: bool = True  # PLReMix's loaders drop the last partial batch
+    proj_dim: int = 128
+    contrastive: str = "flat_plr"  # flat_plr (CIFAR/Tiny) | plr (Clothing1M/WebVision, BPT-PLR)
+    lambda_c: float = 1.0  # weight of the PLR loss
+    plr_temperature: float = 1.0
+    warmup_contrastive: str = "flatnce"  # flatnce | infonce | none
+    warmup_temperature: float = 0.1
+    proto_temperature: float = 0.1
+    proto_momentum: float = 0.99
+    semi_momentum: float = 0.99  # EMA of the self-adaptive thresholds
+    kappa: int = 3  # top-κ pseudo-labels at the start
+    kappa_milestones: list[int] = field(default_factory=lambda: [40, 70])  # κ drops by one at each
+    prototype_source: str = "peer"  # peer (reference) | own
+    strong_view: str = "strong"  # strong (CIFAR AutoAugment) | strong_imagenet | randaug | weak
+    adaptive_selection: bool = True  # class-aware self-adaptive prototype selection (HEAD b0c4ec3)
+
+    CHOICES = {
+        **DivideMixConfig.CHOICES,
+        "contrastive": ("flat_plr", "plr"),
+        "warmup_contrastive": ("flatnce", "infonce", "none"),
+        "prototype_source": ("peer", "own"),
+        "strong_view": ("strong", "strong_imagenet", "randaug", "weak"),
+    }
+    RANGES = {
+        **DivideMixConfig.RANGES,
+        "proj_dim": "[1, inf)",
+        "lambda_c": "[0, inf)",
+        "plr_temperature": "(0, inf)",
+        "warmup_temperature": "(0, inf)",
+        "proto_temperature": "(0, inf)",
+        "proto_momentum": "[0, 1]",
+        "semi_momentum": "[0, 1]",
+        "kappa": "[0, inf)",
+        "kappa_milestones": "[0, inf)",
+    }
+
+    def check_data(self, cfg, num_train: int, num_classes: int) -> None:
+        super().check_data(cfg, num_train, num_classes)
+        if self.kappa > num_classes:
+            raise UserError(f"method.kappa={self.kappa} is more than the {num_classes} classes (top-κ pseudo-labels); "
+                            f"e.g. method.kappa={min(3, num_classes)}")
+
+
+@dataclass
+class BPTPLRConfig(PLReMixConfig):
+    lambda_u: float = 0.0  # README default; 30 for CIFAR-10 sym 0.5 and asym 0.4 (presets)
+    contrastive: str = "plr"  # BPT-PLR uses the non-flat PLR only (flat=False)
+    warmup_contrastive: str = "none"  # the reference computes it but never backpropagates it
+    kappa_milestones: list[int] = field(default_factory=lambda: [40])  # reference: 3 -> 2 at 40, never 1
+    adaptive_selection: bool = False  # BPT: all samples with corrected labels (0.8) update the prototypes
+    balanced: bool = True  # per-class balanced partition (false: the plain threshold, for ablations)
+    oversample: bool = True  # ⌊(|L|+|U|)/B⌋+1 steps per epoch (false: one labeled pass as DivideMix/PLReMix)
+
+
+@dataclass
+class MWNetConfig(MethodConfig):
+    loss: str = "ce"  # the weighted training loss: ce (GL) | gce | mae
+    q: float = 0.66  # GCE exponent when loss=gce
+    meta_loss: str = "ce"  # loss on the clean meta batch: ce | mae
+    inner_lr: float | None = 0.1  # virtual-step learning rate; null = the classifier's current lr (official MW-Net)
+    normalize_weights: bool = False  # divide by sum of weights (official) instead of the batch size (GL)
+    vnet_hidden: int = 100
+    meta_lr: float = 1e-3
+    meta_momentum: float = 0.9
+    meta_nesterov: bool = True
+    meta_weight_decay: float = 1e-4
+    meta_batch_size: int | None = None  # null = train.batch_size
+
+    CHOICES = {"loss": CLASSIFICATION_LOSSES, "meta_loss": ("ce", "mae")}
+    RANGES = {
+        "q": "(0, 1]",
+        "inner_lr": "(0, inf)",
+        "vnet_hidden": "[1, inf)",
+        "meta_lr": "(0, inf)",
+        "meta_momentum": "[0, 1)",
+        "meta_weight_decay": "[0, inf)",
+        "meta_batch_size": ("[2, inf)", "100"),
+    }
+
+    def check(self, cfg) -> None:
+        if cfg.dataset.clean_holdout < 1:
+            raise UserError(
+                "method mwnet needs clean meta data: set dataset.clean_holdout=N (Ghosh & Lan hold out 1000 clean "
+                "CIFAR training images)"
+            )
+        if self.meta_batch_size is not None and self.meta_batch_size > cfg.dataset.clean_holdout:
+            raise UserError(f"method.meta_batch_size={self.meta_batch_size} is larger than the "
+                            f"dataset.clean_holdout={cfg.dataset.clean_holdout} meta samples; e.g. "
+                            f"method.meta_batch_size={min(100, cfg.dataset.clean_holdout)} or null")
+
+
+@dataclass
+class SimCLRConfig(MethodConfig):
+    temperature: float = 0.5  # NT-Xent τ (simclr-pytorch CIFAR config)
+    proj_dim: int = 128  # output of the projection head
+    proj_hidden: int | None = None  # hidden width of the head (null = feature size, as the reference 2048-2048-128)
+    final_bn: bool = True  # BatchNorm1d on the projection with a frozen zero shift (simclr-pytorch)
+    crop_scale: list[float] = field(default_factory=lambda: [0.08, 1.0])  # RandomResizedCrop scale range
+    color_strength: float = 0.5  # colour distortion s: jitter (0.8s, 0.8s, 0.8s, 0.2s)
+    p_jitter: float = 0.8
+    p_gray: float = 0.2
+    drop_last: bool = True  # SimCLR drops the last partial batch (negatives per anchor stay constant)
+    knn_k: int = 200  # k-NN monitor (0 = off: test_acc is then not computed)
+    knn_temperature: float = 0.1
+    knn_every: int = 1  # epochs between k-NN evaluations (the last epoch is always evaluated)
+
+    RANGES = {
+        "temperature": "(0, inf)",
+        "proj_dim": "[1, inf)",
+        "proj_hidden": ("[1, inf)", "2048"),
+        "crop_scale": "(0, 1]",
+        "color_strength": "[0, inf)",
+        "p_jitter": "[0, 1]",
+        "p_gray": "[0, 1]",
+        "knn_k": "[0, inf)",
+        "knn_temperature": "(0, inf)",
+        "knn_every": "[1, inf)",
+    }
+
+    def check(self, cfg) -> None:
+        if len(self.crop_scale) != 2 or not self.crop_scale[0] <= self.crop_scale[1]:
+            raise UserError(f"method.crop_scale must be [min, max] with 0 < min <= max <= 1, got {self.crop_scale}; "
+                            "e.g. method.crop_scale=[0.08,1.0]")
+        if cfg.model.init:
+            raise UserError("method simclr pretrains from scratch; remove model.init (it is for fine-tuning)")
+
+
+# name -> (config class, module of the method under noisyclr.methods, class name)
+REGISTRY: dict[str, tuple[type[MethodConfig], str, str]] = {
+    "standard": (StandardConfig, "standard", "Standard"),
+    "dividemix": (DivideMixConfig, "dividemix", "DivideMix"),
+    "plremix": (PLReMixConfig, "plremix", "PLReMix"),
+    "mwnet": (MWNetConfig, "mwnet", "MWNet"),
+    "simclr": (SimCLRConfig, "simclr", "SimCLR"),
+    "bpt_plr": (BPTPLRConfig, "bpt_plr", "BPTPLR"),
+}
+
+
+def check_method_name(name: str) -> None:
+    """UserError naming the closest registered method when ``name`` is not one."""
+    if name not in REGISTRY:
+        close = difflib.get_close_matches(str(name), list(REGISTRY), n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise UserError(f"unknown method.name '{name}'; {hint}available: {', '.join(sorted(REGISTRY))}")
+
+
+def method_config_class(name: str) -> type[MethodConfig]:
+    """The config dataclass of method ``name``."""
+    check_method_name(name)
+    return REGISTRY[name][0]
