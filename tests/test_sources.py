@@ -321,6 +321,9 @@ def test_cifar10_missing_batch_is_named(fake_cifar10):
     (fake_cifar10 / "cifar-10-batches-py" / "data_batch_3").unlink()
     with pytest.raises(UserError, match=r"data_batch_3 not found"):
         load_dataset("cifar10", str(fake_cifar10))
+    with pytest.raises(UserError, match=r"dataset root .*elsewhere does not exist"):  # checked before loading
+        load_dataset("cifar10", str(fake_cifar10 / "elsewhere"))
+    (fake_cifar10 / "elsewhere").mkdir()
     with pytest.raises(UserError, match=r"elsewhere holds neither cifar-10-batches-py/batches.meta nor batches.meta"):
         load_dataset("cifar10", str(fake_cifar10 / "elsewhere"))
 

@@ -7,12 +7,12 @@ files. Normalisation is the published constants of spec §7.
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import UserError
+from .safe_pickle import load_pickle
 from .table import DatasetSplits, ImageTable
 
 CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
@@ -39,11 +39,14 @@ def _resolve(root, folder: str, marker: str, name: str) -> Path:
 def _unpickle(path: Path) -> dict:
     if not path.is_file():
         raise UserError(f"{path} not found; the CIFAR folder is incomplete, extract the archive from {_URL} again")
-    try:
-        with open(path, "rb") as handle:
-            return pickle.load(handle, encoding="bytes")
-    except Exception as exc:  # a damaged pickle can raise almost anything
-        raise UserError(f"cannot read {path} ({type(exc).__name__}); delete it and extract the archive again") from None
+    # Restricted: plain data and numpy arrays only, so a crafted batch cannot run code (see safe_pickle).
+    batch = load_pickle(path, what="CIFAR python pickle", source=_URL, encoding="bytes")
+    if not isinstance(batch, dict):
+        raise UserError(
+            f"{path} holds a {type(batch).__name__}, not a dict; it is not a CIFAR python pickle, "
+            "extract the archive again"
+        )
+    return batch
 
 
 def _field(batch: dict, key: bytes, path: Path):
