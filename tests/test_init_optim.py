@@ -41,7 +41,7 @@ def _step(param, grad, **kw):
 
 def test_lars_trust_ratio_hand_values():
     # w = (3, 4), ‖w‖ = 5; g = (0, 2), ‖g‖ = 2; η = 0.001: ratio 0.0025, update 0.0025·g = (0, 0.005)
-    assert trust_ratio(torch.tensor([3.0, 4.0]), torch.tensor([0.0, 2.0]), 0.001).item() == pytest.approx(0.0025)
+    assert trust_ratio(torch.tensor([3.0, 4.0]), torch.tensor([0.0, 2.0]), 0.001).item() == pytest.approx(0.0025, rel=1e-5)
     out = _step([3.0, 4.0], [0.0, 2.0], lr=1.0, momentum=0.0)
     assert torch.allclose(out, torch.tensor([3.0, 3.995], dtype=torch.float64))
     # with weight decay 0.1 the ratio uses d = g + λw = (0.3, 2.4), ‖d‖ = √5.85

@@ -148,8 +148,8 @@ def test_simclr_loss_is_nt_xent_hand_value():
     per_anchor += 2 * [math.log(1 + math.exp(-2) + math.exp(-0.4))]
     hand = sum(per_anchor) / 4
     fake = SimpleNamespace(mcfg=SimpleNamespace(temperature=0.5))
-    assert SimCLR.loss(fake, z1, z2).item() == pytest.approx(hand, rel=1e-6)
-    assert SimCLR.loss(fake, 3 * z1, 2 * z2).item() == pytest.approx(hand, rel=1e-6)  # normalised inside
+    assert SimCLR.loss(fake, z1, z2).item() == pytest.approx(hand, rel=1e-5, abs=1e-6)
+    assert SimCLR.loss(fake, 3 * z1, 2 * z2).item() == pytest.approx(hand, rel=1e-5, abs=1e-6)  # normalised inside
 
 
 def test_knn_predict_weighted_vote():
