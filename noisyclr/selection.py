@@ -119,6 +119,25 @@ def _as_points(points: torch.Tensor, n_components: int) -> torch.Tensor:
     return points.detach().to(torch.float64)
 
 
+_THREADPOOLS = None
+
+
+def _one_thread():
+    """Context in which scikit-learn's OpenMP loops (k-means) and SciPy's BLAS run on one thread.
+
+    A fit here is a few thousand 1-D or 2-D points: the worker threads only add start-up and spin-wait time, which
+    on a small CPU (or next to a concurrent run) costs more than the fit itself. The results do not depend on
+    it: k-means reduces its chunks in a fixed order and the BLAS calls are 2x2 solves and (N, 2) products.
+    Only these sklearn calls are limited, never the torch code around them.
+    """
+    global _THREADPOOLS
+    from threadpoolctl import ThreadpoolController  # a scikit-learn dependency
+
+    if _THREADPOOLS is None:
+        _THREADPOOLS = ThreadpoolController()
+    return _THREADPOOLS.limit(limits=1)
+
+
 def _kmeans_responsibilities(x: torch.Tensor, n_components: int, random_state: int) -> torch.Tensor:
     """One-hot (N, K) responsibilities from sklearn's k-means, exactly as ``GaussianMixture(init_params="kmeans")``.
 
@@ -127,7 +146,9 @@ def _kmeans_responsibilities(x: torch.Tensor, n_components: int, random_state: i
     """
     from sklearn.cluster import KMeans
 
-    labels = KMeans(n_clusters=n_components, n_init=1, random_state=random_state).fit(x.cpu().numpy()).labels_
+    x_np = x.cpu().numpy()
+    with _one_thread():
+        labels = KMeans(n_clusters=n_components, n_init=1, random_state=random_state).fit(x_np).labels_
     labels = torch.from_numpy(labels.astype(np.int64)).to(x.device)
     return torch.nn.functional.one_hot(labels, n_components).to(x.dtype)
 
@@ -239,8 +260,9 @@ def _fit_gmm_sklearn(
     with warnings.catch_warnings():
         # 10 iterations often stop short of tol; the flag is in the result instead of a warning every epoch
         warnings.simplefilter("ignore", ConvergenceWarning)
-        gmm.fit(x_np)
-    resp = gmm.predict_proba(x_np)
+        with _one_thread():
+            gmm.fit(x_np)
+            resp = gmm.predict_proba(x_np)
 
     def back(a) -> torch.Tensor:
         return torch.as_tensor(np.asarray(a, dtype=np.float64)).to(x.device)
