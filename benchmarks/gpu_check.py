@@ -50,6 +50,10 @@ REPO = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from noisyclr import machine as _machine  # noqa: E402  (standard library only)
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 OUT_FILES = ("gpu_check.md", "gpu_check.json", "gpu_check.log", "subprocess_logs.txt")
@@ -1125,16 +1129,7 @@ class Check:
             shutil.rmtree(self.work, ignore_errors=True)
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine()
+cpu_model = _machine.cpu_model
 
 
 def mem_gib() -> float | None:

@@ -56,6 +56,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from noisyclr.config import config_to_dict, load_config, load_saved_config  # noqa: E402
+from noisyclr import machine as _machine  # noqa: E402
 from noisyclr.errors import UserError  # noqa: E402
 from noisyclr.rundir import CONFIG, METRICS, SUMMARY, is_run  # noqa: E402
 
@@ -374,16 +375,7 @@ def table(rows: list[dict]) -> str:
 # ------------------------------------------------------------------------------------------------ environment
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine() or "unknown CPU"
+cpu_model = _machine.cpu_model
 
 
 def git_commit() -> str:

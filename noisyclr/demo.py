@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -36,6 +35,7 @@ from pathlib import Path
 
 from .config import load_config
 from .errors import UserError
+from .machine import available_cpus, cpu_model
 
 DEMO_PRESETS = (
     ("CE", "standard-ce-digits-sym50"),
@@ -50,26 +50,6 @@ DEMO_OVERRIDES = {
     "PLReMix": ["train.epochs=12"],
 }
 _CHILD_FLAG = "--one-run"
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (Linux), else what :mod:`platform` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() in ("model name", "Model", "Hardware") and value.strip():
-                return value.strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
-
-
-def available_cpus() -> int:
-    """Logical CPUs this process may run on (its affinity mask, e.g. a container's cpuset)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def plan(cpus: int) -> tuple[bool, int]:

@@ -2,7 +2,6 @@
 and faults (torn logs, foreign checkpoints, read-only or full disks) are one line with the earlier state intact."""
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -20,6 +19,7 @@ from noisyclr.engine import CHECKPOINT, run_training
 from noisyclr.errors import UserError
 from noisyclr.rundir import LOCK, MARKER
 from noisyclr.tracking import read_metrics
+from test_cli import _write_folder  # the tiny image folder the CLI tests use
 
 TINY = ["dataset.name=synthetic",
         "dataset.options={num_classes: 4, image_size: 8, channels: 3, train_size: 96, test_size: 48, seed: 0}",
@@ -135,19 +135,6 @@ def test_unfinished_run_cannot_resume_shorter_than_its_checkpoint(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------- no half-made run
-
-
-def _write_folder(root: Path, corrupt: bool):
-    from PIL import Image
-
-    for split in ("train", "test"):
-        for cls in ("a", "b"):
-            d = root / split / cls
-            d.mkdir(parents=True)
-            for i in range(3):
-                Image.new("RGB", (8, 8), (40 * i, 100 if cls == "a" else 200, 0)).save(d / f"{i}.png")
-    if corrupt:
-        (root / "train" / "b" / "broken.png").write_bytes(b"not an image at all")
 
 
 def test_error_after_the_folder_was_made_leaves_nothing(tmp_path, capsys):
