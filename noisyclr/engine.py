@@ -17,6 +17,7 @@ interrupted.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -41,7 +42,7 @@ from .errors import UserError
 from .io import atomic_write, atomic_write_json, atomic_write_text
 from .methods import get_method
 from .metrics import accuracy
-from .rundir import CHECKPOINT, CONFIG, SUMMARY, RunFolder, check_new, load_resume_config
+from .rundir import CHECKPOINT, CONFIG, SUMMARY, RunFolder, check_new, load_resume_config, write_error
 from .tracking import RunLogger, read_metrics
 
 
@@ -209,24 +210,19 @@ def run_training(
         check_new(out_dir)
     check_paths(cfg)
     folder = RunFolder(out_dir, new=not resume) if writer else None
-    try:
-        dist = Distributed.from_env(cfg.train.device)
+    # the folder's exit removes a new run that failed before its first checkpoint, then releases the lock
+    with folder or contextlib.nullcontext():
         try:
-            return _run(cfg, out_dir, ckpt_path, dist, resume, stop_after_epoch)
-        finally:
-            dist.close()
-    except OSError as exc:
-        if folder is None:
-            raise
-        folder.discard()
-        raise folder.write_error(exc) from None
-    except BaseException:
-        if folder is not None:
-            folder.discard()
-        raise
-    finally:
-        if folder is not None:
-            folder.release()
+            dist = Distributed.from_env(cfg.train.device)
+            try:
+                return _run(cfg, out_dir, ckpt_path, dist, resume, stop_after_epoch)
+            finally:
+                dist.close()
+        except OSError as exc:
+            if folder is None:
+                raise
+            folder.discard()  # before the message, which says whether a checkpoint is left
+            raise folder.write_error(exc) from None
 
 
 def _run(cfg, out_dir: Path, ckpt_path: Path, dist: Distributed, resume: bool, stop_after_epoch):
@@ -441,7 +437,5 @@ def evaluate_run(out_dir: str | Path, *, device: str | None = None) -> dict:
     try:
         atomic_write_json(out_dir / "eval.json", result)
     except OSError as exc:
-        from .rundir import _write_error
-
-        raise _write_error(exc, out_dir / "eval.json", out_dir, resumable=True) from None
+        raise write_error(exc, out_dir / "eval.json", out_dir, resumable=True) from None
     return result

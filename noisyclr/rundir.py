@@ -7,7 +7,7 @@ a lock left by a killed run never blocks ``--resume``. A new run marks its folde
 how a folder that holds someone else's ``config.yaml`` is told from a run, and a half-written run (killed before its
 first checkpoint) from a finished one.
 
-The rules, checked before anything is created (:func:`check_new`, :func:`check_resume`):
+The rules, checked before anything is created (:func:`check_new`, :func:`load_resume_config`):
 
 * ``--out`` at a file, or below one: refused.
 * ``--out`` at a folder holding files that no run of ours wrote: refused, nothing touched.
@@ -173,9 +173,9 @@ def load_resume_config(run_dir: str | os.PathLike, overrides: list[str] | None =
     return cfg
 
 
-def _write_error(exc: OSError, path: Path, run_dir: Path, resumable: bool) -> UserError:
-    """One line for an OSError met while writing into a run folder."""
-    where = exc.filename or path
+def write_error(exc: OSError, where: Path, run_dir: Path, resumable: bool) -> UserError:
+    """One line for an OSError met while writing ``where`` (the error's own file name first) in ``run_dir``."""
+    where = exc.filename or where
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         tail = (f"free some space, then continue with --resume {run_dir} (the last checkpoint is intact)"
                 if resumable else "free some space and run the command again")
@@ -200,7 +200,6 @@ class RunFolder:
         self.new = new
         self._created_dir = False
         self._fd: int | None = None
-        self._had_checkpoint = (self.path / CHECKPOINT).is_file()
         try:
             if new:
                 check_new(self.path)
@@ -219,7 +218,7 @@ class RunFolder:
                     if lock.is_file() and lock.stat().st_size == 0:
                         lock.unlink()
                     self.path.rmdir()
-            raise _write_error(exc, self.path, self.path, resumable=False) from None
+            raise write_error(exc, self.path, self.path, resumable=False) from None
         if not new:
             return
         try:
@@ -231,7 +230,7 @@ class RunFolder:
             (self.path / MARKER).write_text(json.dumps({"created": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
         except OSError as exc:
             self.discard()
-            raise _write_error(exc, self.path, self.path, resumable=False) from None
+            raise write_error(exc, self.path, self.path, resumable=False) from None
 
     def _lock(self) -> None:
         fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
@@ -247,7 +246,7 @@ class RunFolder:
 
     def checkpointed(self) -> bool:
         """Whether the folder holds a checkpoint (then it is a resumable run and is never removed)."""
-        return self._had_checkpoint or (self.path / CHECKPOINT).is_file()
+        return (self.path / CHECKPOINT).is_file()
 
     def discard(self) -> None:
         """Remove what a new run created, unless it has checkpointed; release the lock. Only while holding the
@@ -273,12 +272,9 @@ class RunFolder:
                 os.close(self._fd)
                 self._fd = None
 
-    @property
-    def removed(self) -> bool:
-        return not self.path.exists()
-
     def write_error(self, exc: OSError) -> UserError:
-        return _write_error(exc, self.path, self.path, resumable=self.checkpointed())
+        """:func:`write_error` for this folder (resumable once it holds a checkpoint)."""
+        return write_error(exc, self.path, self.path, resumable=self.checkpointed())
 
     def __enter__(self) -> "RunFolder":
         return self
