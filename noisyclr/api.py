@@ -29,7 +29,7 @@ def pretrain(preset_or_config: str | Config, overrides: list[str] | None = None,
 
     Pass the encoder to any method with ``model.init=<encoder path>``.
     """
-    from .methods.simclr import pretrain as _pretrain
+    from .pretrain import pretrain as _pretrain
 
     cfg = preset_or_config if isinstance(preset_or_config, Config) else load_config(preset_or_config, overrides)
     return _pretrain(cfg, out_dir)

@@ -116,7 +116,7 @@ def _cmd_train(args) -> int:
 def _cmd_pretrain(args) -> int:
     result, encoder, card = _start_or_resume(
         args, "pretrain", "a preset or YAML file, e.g. simclr-digits; run 'noisyclr presets'",
-        "the run folder to write, with DIR/encoder.pt", _lazy(".methods.simclr", "pretrain"))
+        "the run folder to write, with DIR/encoder.pt", _lazy(".pretrain", "pretrain"))
     from .distributed import is_main_process
 
     if not is_main_process():  # under torchrun rank 0 reports for the job

@@ -122,7 +122,7 @@ class TrainConfig:
     cosine_tmax: int | None = None  # cosine period in epochs (null = epochs)
     eta_min: float = 0.0  # cosine floor (torch CosineAnnealingLR eta_min; BPT-PLR 2e-4)
     cosine_per_step: bool = False
-    warmup_epochs: float = 0.0  # linear learning-rate warm-up (fractional epochs allowed)
+    lr_warmup_epochs: float = 0.0  # linear learning-rate ramp (fractional epochs allowed); not method.warmup_epochs
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
     precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; bf16/fp16 meant for CUDA)
@@ -145,7 +145,7 @@ class TrainConfig:
         "gamma": ("(0, inf)", "0.1"),
         "cosine_tmax": ("[1, inf)", "300"),
         "eta_min": "[0, inf)",
-        "warmup_epochs": "[0, inf)",
+        "lr_warmup_epochs": "[0, inf)",
         "seed": "[0, 4294967295]",  # NumPy's seed range
         "eval_batch_size": "[1, inf)",
         "threads": ("[1, 1024]", "1"),
@@ -378,7 +378,7 @@ def in_interval(value: float, spec: str) -> bool:
 
 
 def check_ranges(section, prefix: str) -> None:
-    """Check every key of ``section`` named in its class's ``RANGES`` (see :mod:`noisyclr.methods.configs`).
+    """Check every key of ``section`` named in its class's ``RANGES`` (see :mod:`noisyclr.method_configs`).
 
     One UserError naming the key, its valid range, the value given and a valid example (the default, or the spec's
     own example). Lists are checked element by element; null passes (the type decides whether null is allowed).
@@ -400,6 +400,13 @@ def check_ranges(section, prefix: str) -> None:
             raise UserError(f"{prefix}.{key} must be {words}, got {value!r}; e.g. {prefix}.{key}={example}")
 
 
+# Keys that were renamed: the old spelling is refused with the new one (a saved run's config.yaml is migrated).
+RENAMED = {
+    "train.warmup_epochs": ("train.lr_warmup_epochs",
+                            "the learning-rate ramp, in epochs; a method's warm-up phase is method.warmup_epochs"),
+}
+
+
 def build_section(cls, raw: dict | None, prefix: str):
     """Instantiate dataclass ``cls`` from ``raw``; unknown keys, wrong types and values outside ``cls.RANGES``
     are UserErrors. An empty section (``train:`` with nothing below) is the defaults."""
@@ -413,6 +420,9 @@ def build_section(cls, raw: dict | None, prefix: str):
     kwargs = {}
     for key, value in raw.items():
         if key not in fields:
+            if f"{prefix}.{key}" in RENAMED:
+                new, what = RENAMED[f"{prefix}.{key}"]
+                raise UserError(f"config key '{prefix}.{key}' is now '{new}' ({what}); rename it")
             close = difflib.get_close_matches(key, list(fields), n=1)
             hint = f"did you mean '{prefix}.{close[0]}'?" if close else f"valid keys: {', '.join(sorted(fields))}"
             raise UserError(f"unknown config key '{prefix}.{key}'; {hint}")
@@ -433,7 +443,7 @@ def build_section(cls, raw: dict | None, prefix: str):
 
 def build_config(raw: dict) -> Config:
     """A validated :class:`Config` from a raw nested mapping (preset merged with overrides)."""
-    from .methods.configs import method_config_class
+    from .method_configs import method_config_class
 
     raw = dict(raw)
     top = {f.name for f in dataclasses.fields(Config)}
@@ -515,5 +525,19 @@ def save_config(cfg: Config, path: Path) -> None:
 
 
 def load_saved_config(path: Path) -> Config:
-    """Re-read a run's ``config.yaml``."""
-    return build_config(_read_yaml(path))
+    """Re-read a run's ``config.yaml`` (one written before a key was renamed reads under the new name)."""
+    return build_config(migrate_renamed(_read_yaml(path)))
+
+
+def migrate_renamed(raw: dict) -> dict:
+    """``raw`` with every :data:`RENAMED` key moved to its new name (saved configs only: a user's spelling of an
+    old key is answered with the new one)."""
+    raw = dict(raw)
+    for old, (new, _) in RENAMED.items():
+        (sec, key), (new_sec, new_key) = old.split("."), new.split(".")
+        if isinstance(raw.get(sec), dict) and key in raw[sec]:
+            section = dict(raw[sec])
+            value = section.pop(key)
+            raw[sec] = section
+            raw[new_sec] = {**(raw.get(new_sec) or {}), new_key: value} if new_sec != sec else {**section, new_key: value}
+    return raw

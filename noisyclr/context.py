@@ -9,13 +9,13 @@ from __future__ import annotations
 import contextlib
 import sys
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import torch
 import torch.nn as nn
 
 from .config import Config
-from .data.loader import DeviceData, View
+from .data.loader import DeviceData, View, ViewSet
 from .distributed import Distributed, convert_sync_batchnorm
 from .errors import UserError
 from .schedules import learning_rate, set_lr
@@ -70,17 +70,21 @@ class RunContext:
         return self.device.type == "cuda" if flag is None else flag
 
     # ---------------------------------------------------------------------------------------------- views
-    def views(self, names: Sequence[str], **options) -> list[View]:
-        """One view callable per requested name (repeats allowed: ``("weak", "weak")``).
+    def views(self, declared: Mapping[str, str], **options) -> ViewSet:
+        """The views a method declared, by name: ``{"weak1": "weak", "weak2": "weak", "strong1": "strong"}`` maps
+        each name to a view kind of :func:`noisyclr.augment.build_view`. Returns a :class:`ViewSet` in the declared
+        order (the order the views draw from the generator); batches made with it answer ``batch["weak1"]``.
 
         ``options`` go to the view factories (e.g. ``crop_scale`` of the SimCLR ``contrastive`` view).
         """
         from .augment import build_view
 
+        if not isinstance(declared, Mapping):
+            raise TypeError(f"views are declared as a mapping name -> kind, got {declared!r}")
         built = {}
-        for name in set(names):
+        for kind in set(declared.values()):
             view = build_view(
-                name,
+                kind,
                 mean=self.mean,
                 std=self.std,
                 image_size=self.image_size,
@@ -88,8 +92,8 @@ class RunContext:
                 flip=self.cfg.augment.flip,
                 **options,
             )
-            built[name] = self._memory_format(view)
-        return [built[name] for name in names]
+            built[kind] = self._memory_format(view)
+        return ViewSet(list(declared), [built[kind] for kind in declared.values()])
 
     def _memory_format(self, view: View) -> View:
         if not self.channels_last:
@@ -245,7 +249,7 @@ class RunContext:
         every rank holds the same full result (and fits the same GMM on it).
         """
         forward = forward or (lambda net, x: net(x))
-        (fn,) = self.views([view])
+        (fn,) = self.views({view: view})
         modes = [net.training for net in nets]
         for net in nets:
             net.eval()

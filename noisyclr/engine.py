@@ -36,7 +36,8 @@ from . import __version__
 from .config import Config, load_saved_config, save_config
 from .context import RunContext, resolve_device
 from .distributed import Distributed
-from .data.loader import DeviceData, open_split
+from .data.loader import DeviceData
+from .data.splits import open_split
 from .data.prepare import check_saved_labels, prepare_data, save_labels
 from .errors import UserError
 from .io import atomic_write, atomic_write_json, atomic_write_text

@@ -16,7 +16,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 
-from ..errors import UserError
+from .errors import UserError
 
 # mirrored from noisyclr.losses / noisyclr.selection (torch modules); tests/test_hardening.py checks they agree
 CLASSIFICATION_LOSSES = ("ce", "gce", "mae")

@@ -1,4 +1,7 @@
-"""Class prototypes on the unit sphere (PLReMix spec §2.5, §2.7; BPT-PLR §4.6).
+"""Class prototypes on the unit sphere.
+
+Method: docs/methods/plremix.md, "Prototypes and self-adaptive selection"; BPT-PLR's variant:
+docs/methods/bpt_plr.md, "What it changes in PLReMix" (Prototype EMA).
 
 A prototype matrix P (C, D) holds one unit row per class. It receives no gradient: it is initialised from class
 means of the embeddings at the end of warm-up and then moved by an EMA towards the class means of selected samples.
@@ -50,7 +53,9 @@ def _class_sums(
 
 @torch.no_grad()
 def init_prototypes(embeddings: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Initial prototypes P_c = normalize(mean{z_i : y_i = c}) (spec §2.5).
+    """Initial prototypes P_c = normalize(mean{z_i : y_i = c}).
+
+    Method: docs/methods/plremix.md, "Prototypes and self-adaptive selection" (Init).
 
     Shapes: ``embeddings`` (N, D) (the eval-transform embeddings of the whole training set), ``labels`` (N,)
     int64 in [0, C): the **noisy** labels. Returns (C, D) unit rows, float32 or wider, on the embeddings' device.
@@ -78,7 +83,10 @@ def ema_update_prototypes(
     *,
     momentum: float = PROTOTYPE_MOMENTUM,
 ) -> torch.Tensor:
-    """EMA step towards the normalised class means of the selected samples (spec §2.5, §4.6).
+    """EMA step towards the normalised class means of the selected samples.
+
+    Method: docs/methods/plremix.md, "Prototypes and self-adaptive selection" (EMA update); BPT-PLR:
+    docs/methods/bpt_plr.md, "What it changes in PLReMix" (Prototype EMA).
 
     m_c = normalize(mean{z_i : mask_i, y_i = c}); P_c ← momentum·P_c + (1 − momentum)·m_c for the classes with at
     least one selected sample; the others keep P_c. Then **all** rows are renormalised.
@@ -87,8 +95,8 @@ def ema_update_prototypes(
     (possibly corrected) *predicted* labels, not the noisy ones; ``mask`` (N,) bool or None (all samples).
     Returns a new (C, D) tensor; copy it into the model's buffer (``model.prototypes.copy_(...)``).
 
-    Pitfall (spec §2.5, §11.3): the seeds update a network's prototypes with the *peer's* embeddings and labels;
-    which ones to pass is the caller's decision.
+    Pitfall (docs/methods/plremix.md, "Deviations and switches", prototype EMA source): the seeds update a
+    network's prototypes with the *peer's* embeddings and labels; which ones to pass is the caller's decision.
     """
     sums, counts = _class_sums(embeddings.detach(), labels, prototypes.shape[0], mask)
     class_mean = F.normalize(sums / counts.clamp_min(1)[:, None], dim=1)
@@ -100,7 +108,9 @@ def ema_update_prototypes(
 def prototype_logits(
     z: torch.Tensor, prototypes: torch.Tensor, temperature: float = PROTOTYPE_TEMPERATURE
 ) -> torch.Tensor:
-    """Prototype logits g_c(x) = ⟨z, P_c⟩ / τ (spec §2.1): ``z`` (N, D), ``prototypes`` (C, D) -> (N, C).
+    """Prototype logits g_c(x) = ⟨z, P_c⟩ / τ: ``z`` (N, D), ``prototypes`` (C, D) -> (N, C).
+
+    Method: docs/methods/plremix.md, "What it adds to DivideMix" (Model; τ = 0.1).
 
     With unit vectors the logits lie in [−1/τ, 1/τ] (±10 at τ = 0.1). Gradients flow into ``z`` only if the
     caller passes a prototype buffer (which has none).
@@ -115,7 +125,10 @@ def corrected_labels(
     cls_logits: torch.Tensor,
     threshold: float = CORRECTION_THRESHOLD,
 ) -> torch.Tensor:
-    """Confident relabelling for the prototype update (PLReMix first commit, BPT-PLR; spec §2.5, §4.6).
+    """Confident relabelling for the prototype update (PLReMix's first commit, BPT-PLR).
+
+    Method: docs/methods/plremix.md, "Prototypes and self-adaptive selection" (Selection, first-commit rule);
+    docs/methods/bpt_plr.md, "What it changes in PLReMix" (Prototype EMA).
 
     s_i = ½ softmax(g_i) + ½ softmax(o_i); the label is argmax_c s_ic where max_c s_ic > ``threshold``
     (strictly), else ``pred_labels``. Shapes: ``pred_labels`` (N,) int64, ``proto_logits`` g and ``cls_logits``
@@ -127,7 +140,9 @@ def corrected_labels(
 
 
 class AdaptiveThreshold:
-    """Class-aware self-adaptive selection for the prototype update (PLReMix HEAD, spec §2.7; FreeMatch SAT).
+    """Class-aware self-adaptive selection for the prototype update (PLReMix HEAD; FreeMatch SAT).
+
+    Method: docs/methods/plremix.md, "Prototypes and self-adaptive selection" (Selection S, HEAD rule).
 
     State: the global threshold τ (init 1/C) and the class marginal p̃ (init uniform), both EMAs with momentum
     m (0.99). One instance is shared by both networks and updated after each network's training, i.e. twice per

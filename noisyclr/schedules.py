@@ -20,7 +20,7 @@ def learning_rate(cfg: TrainConfig, epoch: int, step: int = 0, steps_per_epoch: 
     * ``cosine``: ``η_min + (lr − η_min) · (1 + cos(π t / T)) / 2`` with ``t`` the epoch (or fractional epoch if
       ``cosine_per_step``), ``T = cosine_tmax or epochs`` and ``η_min = eta_min`` (0 by default); t is clamped to
       T, so the rate stays at η_min after T (torch's ``CosineAnnealingLR`` is periodic and rises again).
-    A linear warm-up over ``warmup_epochs`` (fractional, per step) multiplies the result by ``t / warmup``.
+    A linear warm-up over ``lr_warmup_epochs`` (fractional, per step) multiplies the result by ``t / warmup``.
     """
     t = epoch + (step / max(steps_per_epoch, 1))
     if cfg.schedule == "constant":
@@ -35,8 +35,8 @@ def learning_rate(cfg: TrainConfig, epoch: int, step: int = 0, steps_per_epoch: 
         lr = cfg.eta_min + (cfg.lr - cfg.eta_min) * 0.5 * (1.0 + math.cos(math.pi * pos / period))
     else:  # validated in config; kept for direct callers
         raise ValueError(f"unknown schedule {cfg.schedule!r}")
-    if cfg.warmup_epochs > 0 and t < cfg.warmup_epochs:
-        lr *= (t + 1.0 / max(steps_per_epoch, 1)) / cfg.warmup_epochs
+    if cfg.lr_warmup_epochs > 0 and t < cfg.lr_warmup_epochs:
+        lr *= (t + 1.0 / max(steps_per_epoch, 1)) / cfg.lr_warmup_epochs
     return lr
 
 

@@ -2,11 +2,13 @@
 
 Pure functions of tensors, usable without the trainer:
 
-* :func:`clean_probability_1d`: DivideMix (spec §1.3). A GMM on the normalised classifier loss; the clean
-  probability is the posterior of the low-loss component.
-* :func:`clean_probability_2d`: PLReMix / BPT-PLR (spec §2.4, §4.3). A full-covariance GMM on the points
+* :func:`clean_probability_1d`: DivideMix (docs/methods/dividemix.md, "Algorithm", Division). A GMM on the
+  normalised classifier loss; the clean probability is the posterior of the low-loss component.
+* :func:`clean_probability_2d`: PLReMix / BPT-PLR (docs/methods/plremix.md, "What it adds to DivideMix", and
+  docs/methods/bpt_plr.md, "What it changes in PLReMix", Division). A full-covariance GMM on the points
   (normalised classifier loss, normalised prototype loss); the clean component is the one nearest the origin.
-* :func:`balanced_partition`: BPT-PLR (spec §4.4). The same per-class quota for every class.
+* :func:`balanced_partition`: BPT-PLR (docs/methods/bpt_plr.md, "What it changes in PLReMix", Division). The
+  same per-class quota for every class.
 * :func:`fit_gmm`: the GMM itself, with two backends. ``"sklearn"`` is what the seed repositories ran. ``"torch"``
   runs the same EM on the input's device (see :func:`fit_gmm` for how exactly it matches).
 
@@ -355,7 +357,9 @@ def clean_probability_1d(
     init: str | torch.Tensor | None = None,
     random_state: int = 0,
 ) -> tuple[torch.Tensor, dict]:
-    """DivideMix clean probability (spec §1.3): a 2-component GMM on min-max normalised per-sample losses.
+    """DivideMix clean probability: a 2-component GMM on min-max normalised per-sample losses.
+
+    Method: docs/methods/dividemix.md, "Algorithm" (Division).
 
     1. ℓ̂ = (ℓ − min ℓ) / (max ℓ − min ℓ) over the whole training set.
     2. If ``history`` is a list, ℓ̂ is **appended to it** (the one side effect). With ``average_last = k ≥ 2`` the
@@ -393,7 +397,10 @@ def clean_probability_2d(
     init: str | torch.Tensor | None = None,
     random_state: int = 0,
 ) -> tuple[torch.Tensor, dict]:
-    """PLReMix / BPT-PLR clean probability (spec §2.4, §4.3): a full-covariance 2-component GMM on 2-D points.
+    """PLReMix / BPT-PLR clean probability: a full-covariance 2-component GMM on 2-D points.
+
+    Method: docs/methods/plremix.md, "What it adds to DivideMix" (Division (2-D GMM)); the 5-epoch average of
+    the classifier coordinate: docs/methods/bpt_plr.md, "What it changes in PLReMix" (Division (BP-GMM)).
 
     Each loss is min-max normalised on its own, giving points (ℓ̂_cls,i, ℓ̂_proto,i) ∈ [0, 1]². The clean component
     is the one whose mean is nearest the origin (smallest squared L2 norm), not the one with the smallest
@@ -427,7 +434,9 @@ def clean_probability_2d(
 def balanced_partition(
     clean_prob: torch.Tensor, labels: torch.Tensor, num_classes: int, *, threshold: float = 0.5
 ) -> torch.Tensor:
-    """BPT-PLR balanced labeled set (spec §4.4): the same quota of most-probably-clean samples in every class.
+    """BPT-PLR balanced labeled set: the same quota of most-probably-clean samples in every class.
+
+    Method: docs/methods/bpt_plr.md, "What it changes in PLReMix" (Division (BP-GMM), the balanced partition).
 
     1. ρ = |{i : w_i > threshold}| / N, the fraction the plain threshold would select.
     2. q = ⌊ρN / C⌋ = ⌊|{w > threshold}| / C⌋ (computed in integers, so no rounding surprise).

@@ -18,7 +18,8 @@ from noisyclr.data.sources import load_dataset
 from noisyclr.engine import CHECKPOINT, build_context, run_training, seed_everything
 from noisyclr.errors import UserError
 from noisyclr.methods import get_method
-from noisyclr.methods.bpt_plr import BPTPLRConfig, PlannedStep, oversample_plan
+from noisyclr.loop import PlannedStep, oversample_plan
+from noisyclr.method_configs import BPTPLRConfig
 from noisyclr.metrics import class_precision, class_recall, defined_mean
 from noisyclr.models import build_network
 from noisyclr.schedules import learning_rate
@@ -118,7 +119,7 @@ def test_class_recall_counts_clean_samples_of_each_given_label():
 def test_two_epochs_balanced_oversampled_and_both_prototypes_move():
     method = build_method(tiny())
     ctx = method.ctx
-    assert method.warmup_views == ("weak",)  # no contrastive warm-up: no strong views computed
+    assert tuple(method.warmup_views) == ("weak",)  # no contrastive warm-up: no strong views computed
     method.train_epoch(0)
     before = [p.clone() for p in method.prototypes]
 
@@ -168,7 +169,7 @@ def test_one_joint_forward_per_step():
     method.train_epoch(1)  # fills the stored eval outputs (info) used by the PLR mask
     ctx = method.ctx
     sizes = []
-    hook = method.nets[0].backbone.register_forward_hook(lambda mod, inp, out: sizes.append(inp[0].shape[0]))
+    hook = method.nets[0].register_forward_hook(lambda mod, inp, out: sizes.append(inp[0].shape[0]))
     views = ctx.views(method.semi_views)
     xb = ctx.train.batch(torch.arange(0, 16), views, ctx.generator)
     ub = ctx.train.batch(torch.arange(16, 32), views, ctx.generator)
@@ -313,7 +314,7 @@ def test_vgg19_bn_features_are_25088_on_64x64():
     assert sum(isinstance(m, torch.nn.MaxPool2d) for m in net.backbone.modules()) == 5
     net.eval()
     with torch.no_grad():
-        logits, feats, proj = net.forward_all(torch.randn(2, 3, 64, 64))
+        logits, feats, proj = net(torch.randn(2, 3, 64, 64), heads=("logits", "features", "proj"))
     assert feats.shape == (2, 25088) and logits.shape == (2, 10) and proj.shape == (2, 128)
     small = build_network("vgg19_bn", 4, width=8)
     assert small.feat_dim == 64 * 49 and small(torch.randn(2, 3, 32, 32)).shape == (2, 4)

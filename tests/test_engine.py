@@ -61,7 +61,7 @@ def _ckpt_weights(path):
     return torch.load(path, weights_only=True)["method"]["nets"][0]
 
 
-@pytest.mark.parametrize("extra", [[], ["method.loss=gce", "train.schedule=cosine", "train.warmup_epochs=0.5"]])
+@pytest.mark.parametrize("extra", [[], ["method.loss=gce", "train.schedule=cosine", "train.lr_warmup_epochs=0.5"]])
 def test_killed_and_resumed_run_is_bit_identical(tmp_path, extra):
     full, part = tmp_path / "full", tmp_path / "part"
     run_training(tiny(*extra), full)

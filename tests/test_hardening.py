@@ -38,7 +38,7 @@ BAD_NUMBERS = [
     (["dataset.train_limit=-5"], "dataset.train_limit must be at least 1, got -5; e.g. dataset.train_limit=5000"),
     (["model.width=0"], "model.width must be at least 1, got 0; e.g. model.width=16"),
     (["model.width=-1"], "model.width must be at least 1, got -1"),
-    (["train.warmup_epochs=-1"], "train.warmup_epochs must be >= 0, got -1.0"),
+    (["train.lr_warmup_epochs=-1"], "train.lr_warmup_epochs must be >= 0, got -1.0"),
     (["train.schedule=step", "train.step_size=2", "train.gamma=-1"], "train.gamma must be positive, got -1.0"),
     (["train.milestones=[5,-2]", "train.schedule=multistep"], "train.milestones must be at least 1, got [5, -2]"),
     (["noise.seed=-3"], "noise.seed must be in [0, 4294967295]"),
@@ -90,7 +90,7 @@ def _numeric(tp) -> bool:
 
 
 def _sections():
-    from noisyclr.methods.configs import REGISTRY
+    from noisyclr.method_configs import REGISTRY
 
     hints = typing.get_type_hints(Config)
     yield from ((name, hints[name]) for name in ("dataset", "noise", "model", "augment", "train", "log"))
@@ -117,7 +117,7 @@ def test_interval_edges():
 def test_torch_free_names_mirror_the_torch_modules():
     from noisyclr.config import BACKBONE_NAMES
     from noisyclr.losses import CLASSIFICATION_LOSSES
-    from noisyclr.methods import configs
+    from noisyclr import method_configs as configs
     from noisyclr.models import BACKBONES
     from noisyclr.selection import SELECTION_BACKENDS
 

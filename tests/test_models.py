@@ -5,7 +5,9 @@ import torch
 import torch.nn.functional as F
 
 from noisyclr.errors import UserError
+from noisyclr.mixing import MixDraw, draw_mix
 from noisyclr.models import BACKBONES, Network, build_network
+from noisyclr.models.network import HEADS
 
 ALL = ["preact_resnet18", "resnet18", "resnet34", "resnet50", "small_cnn"]
 
@@ -44,7 +46,7 @@ def test_preact_resnet18_shapes(size):
     net = build_network("preact_resnet18", 10).eval()
     x = torch.randn(2, 3, size, size)
     with torch.no_grad():
-        logits, feats, proj = net.forward_all(x)
+        logits, feats, proj = net(x, heads=("logits", "features"))
     assert logits.shape == (2, 10) and feats.shape == (2, 512) and proj is None
 
 
@@ -62,7 +64,7 @@ def test_preact_pooling_equals_avg_pool4_on_32x32():
 def test_resnet_feature_dims(name, dim):
     net = build_network(name, 7).eval()
     with torch.no_grad():
-        logits, feats, _ = net.forward_all(torch.randn(2, 3, 8, 8))
+        logits, feats, _ = net(torch.randn(2, 3, 8, 8), heads=("logits", "features"))
     assert net.feat_dim == dim and feats.shape == (2, dim) and logits.shape == (2, 7)
 
 
@@ -70,25 +72,26 @@ def test_resnet_feature_dims(name, dim):
 def test_small_cnn_shapes(size):
     net = build_network("small_cnn", 10, in_channels=1).eval()
     with torch.no_grad():
-        logits, feats, _ = net.forward_all(torch.randn(3, 1, size, size))
+        logits, feats, _ = net(torch.randn(3, 1, size, size), heads=("logits", "features"))
     assert logits.shape == (3, 10) and feats.shape == (3, 128)
     assert build_network("small_cnn", 10, width=16).feat_dim == 64
 
 
-def test_forward_all_consistent_and_projector():
+def test_forward_heads_consistent_and_projector():
     torch.manual_seed(0)
     net = build_network("small_cnn", 5, proj_dim=16, proj_hidden=32).eval()
     x = torch.randn(4, 3, 8, 8)
     with torch.no_grad():
-        logits, feats, proj = net.forward_all(x)
+        logits, feats, proj = net(x, heads=("logits", "features", "proj"))
         torch.testing.assert_close(logits, net(x), rtol=0, atol=0)
-        torch.testing.assert_close(feats, net.forward_features(x), rtol=0, atol=0)
-        torch.testing.assert_close(proj, net.project(feats), rtol=0, atol=0)
+        torch.testing.assert_close(feats, net(x, heads=("features",)).features, rtol=0, atol=0)
+        torch.testing.assert_close(proj, net.projector(feats), rtol=0, atol=0)
+        assert net(x, heads=("proj",)).logits is None
     assert proj.shape == (4, 16)
     assert net.projector[0].out_features == 32
     assert build_network("small_cnn", 5, proj_dim=8).projector[0].out_features == 128  # hidden = feat_dim
     with pytest.raises(RuntimeError):
-        build_network("small_cnn", 5).project(feats)
+        build_network("small_cnn", 5)(x, heads=("proj",))
 
 
 @pytest.mark.parametrize("name", ["preact_resnet18", "resnet18", "small_cnn"])
@@ -97,9 +100,9 @@ def test_channels_last_matches_contiguous(name):
     net = build_network(name, 10, proj_dim=8).eval()
     x = torch.randn(2, 3, 16, 16)
     with torch.no_grad():
-        ref = net.forward_all(x)
+        ref = net(x, heads=HEADS)
         net_cl = net.to(memory_format=torch.channels_last)
-        out = net_cl.forward_all(x.contiguous(memory_format=torch.channels_last))
+        out = net_cl(x.contiguous(memory_format=torch.channels_last), heads=HEADS)
     for a, b in zip(ref, out):
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
 
@@ -108,7 +111,7 @@ def test_autocast_bf16_forward_backward():
     net = build_network("resnet18", 10, proj_dim=8)
     x = torch.randn(4, 3, 8, 8)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        logits, _, proj = net.forward_all(x)
+        logits, _, proj = net(x, heads=("logits", "proj"))
         loss = F.cross_entropy(logits.float(), torch.arange(4)) + proj.float().pow(2).mean()
     loss.backward()
     assert torch.isfinite(loss) and net.classifier.weight.grad is not None
@@ -172,3 +175,77 @@ def test_small_cnn_learns_digits():
     with torch.no_grad():
         acc = (net(plain(images[test])).argmax(1) == labels[test]).float().mean().item()
     assert acc > 0.95, acc
+
+
+# ---------------------------------------------------------------------------------------------- staged forward
+
+
+def _stages(name):
+    net = build_network(name, 5, in_channels=3, width=8, proj_dim=4).eval()
+    size = 32 if name == "vgg19_bn" else 8
+    return net, torch.randn(6, 3, size, size)
+
+
+@pytest.mark.parametrize("name", list(BACKBONES))
+def test_stages_compose_to_the_backbone(name):
+    net, x = _stages(name)
+    bb = net.backbone
+    with torch.no_grad():
+        h = x
+        for i in range(bb.num_stages):
+            h = bb.stage(i, h)
+        torch.testing.assert_close(bb.pool(h), bb(x), rtol=0, atol=0)
+    assert bb.num_stages >= 3
+
+
+@pytest.mark.parametrize("name", list(BACKBONES))
+def test_mixing_with_lambda_one_equals_the_plain_forward(name):
+    net, x = _stages(name)
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        plain = net(x, heads=HEADS)
+        for stage in range(net.backbone.num_stages + 1):
+            mixed = net(x, heads=HEADS, mix=MixDraw(torch.tensor(1.0), perm, stage))
+            for a, b in zip(plain, mixed):
+                torch.testing.assert_close(b, a, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="mix.stage"):
+        net(x, mix=MixDraw(torch.tensor(1.0), perm, net.backbone.num_stages + 1))
+
+
+def test_mixing_after_stage_k_mixes_that_hidden_state():
+    net, x = _stages("small_cnn")
+    bb = net.backbone
+    draw = draw_mix(0.75, len(x), torch.Generator().manual_seed(3), rule="plain", stage=2)
+    lam, perm = float(draw.lam), draw.perm
+    assert 0 < lam < 1 and sorted(perm.tolist()) == list(range(len(x)))
+    with torch.no_grad():
+        h = bb.stage(1, bb.stage(0, x))
+        h = lam * h + (1 - lam) * h[perm]  # by hand: the state after stage 2 (1-based), mixed
+        expected = net.classifier(bb.pool(bb.stage(2, h)))
+        torch.testing.assert_close(net(x, mix=draw), expected, rtol=1e-5, atol=1e-6)
+        # stage 0 mixes the images themselves
+        torch.testing.assert_close(net(x, mix=draw.at_stage(0)), net(draw.apply(x)), rtol=0, atol=0)
+
+
+def test_one_draw_mixes_inputs_hidden_states_and_targets_alike():
+    g = torch.Generator().manual_seed(0)
+    draw = draw_mix(4.0, 5, g)  # MixMatch's rule: λ' = max(λ, 1 − λ)
+    assert float(draw.lam) >= 0.5
+    x = torch.randn(5, 3, 8, 8)
+    y = torch.eye(5)
+    lam = float(draw.lam)
+    torch.testing.assert_close(draw.apply(x), lam * x + (1 - lam) * x[draw.perm], rtol=1e-6, atol=1e-6)
+    # a one-hot target row i becomes λ at i and 1 − λ at π(i): the same λ and π as the inputs
+    mixed = draw.apply(y)
+    for i in range(5):
+        j = int(draw.perm[i])
+        assert mixed[i, i] == pytest.approx(lam if i != j else 1.0, abs=1e-6)
+        if i != j:
+            assert mixed[i, j] == pytest.approx(1 - lam, abs=1e-6)
+    # the same seed draws the same λ and π; plain keeps λ below ½ when drawn there
+    again = draw_mix(4.0, 5, torch.Generator().manual_seed(0))
+    assert torch.equal(again.lam, draw.lam) and torch.equal(again.perm, draw.perm)
+    lams = [float(draw_mix(1.0, 4, torch.Generator().manual_seed(s), rule="plain").lam) for s in range(20)]
+    assert min(lams) < 0.5 < max(lams)
+    with pytest.raises(ValueError, match="3 rows"):
+        draw.apply(torch.zeros(3, 2))

@@ -26,7 +26,7 @@ def test_step_and_cosine_values():
 
 
 def test_linear_warmup_reaches_base_lr():
-    cfg = TrainConfig(lr=0.1, schedule="constant", warmup_epochs=1)
+    cfg = TrainConfig(lr=0.1, schedule="constant", lr_warmup_epochs=1)
     lrs = [learning_rate(cfg, 0, s, 10) for s in range(10)]
     assert lrs[0] == pytest.approx(0.01) and lrs[-1] == pytest.approx(0.1)
     assert all(a < b for a, b in zip(lrs, lrs[1:]))

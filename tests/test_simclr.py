@@ -25,7 +25,9 @@ from noisyclr.cli import main
 from noisyclr.config import load_config
 from noisyclr.engine import CHECKPOINT, run_training
 from noisyclr.errors import UserError
-from noisyclr.methods.simclr import SimCLR, knn_predict, pretrain
+from noisyclr.methods.simclr import SimCLR
+from noisyclr.neighbours import knn_predict
+from noisyclr.pretrain import pretrain
 from noisyclr.tracking import read_metrics
 
 SYN = [
@@ -36,7 +38,7 @@ SYN = [
     "train.eval_batch_size=64",
     "model.width=8",
 ]
-PRE = SYN + ["train.epochs=2", "method.knn_k=10", "method.proj_dim=16", "train.warmup_epochs=0.5"]
+PRE = SYN + ["train.epochs=2", "method.knn_k=10", "method.proj_dim=16", "train.lr_warmup_epochs=0.5"]
 
 
 def _images(b=16, c=3, size=8, seed=0):

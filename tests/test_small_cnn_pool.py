@@ -63,7 +63,7 @@ def test_training_steps_are_bit_identical_to_max_pool2d(monkeypatch):
     def train(net):
         opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
         for _ in range(3):
-            logits, _, proj = net.forward_all(x)
+            logits, _, proj = net(x, heads=("logits", "proj"))
             loss = F.cross_entropy(logits, y) + proj.pow(2).mean()
             opt.zero_grad()
             loss.backward()

@@ -13,7 +13,8 @@ from PIL import Image
 from noisyclr.augment import build_view
 from noisyclr.config import load_config
 from noisyclr.data.folder import list_folder, load_folder
-from noisyclr.data.loader import DeviceData, Shard, open_split
+from noisyclr.data.loader import DeviceData, Shard
+from noisyclr.data.splits import open_split
 from noisyclr.data.prepare import prepare_data
 from noisyclr.data.stream import StreamingData, sample_mean_std
 from noisyclr.data.table import FileTable, ImageTable

@@ -1,6 +1,7 @@
 """SimCLR augmentation, batched on the device, and the ``contrastive`` and ``unit`` views.
 
-The SimCLR CIFAR recipe that Ghosh & Lan pretrained with (simclr-pytorch, spec §3.1), per image::
+The SimCLR CIFAR recipe that Ghosh & Lan pretrained with (simclr-pytorch; docs/methods/simclr_finetune.md,
+"1. SimCLR pretraining"), per image::
 
     RandomResizedCrop(32, scale=(0.08, 1), ratio=(3/4, 4/3), bicubic) → RandomHorizontalFlip
     → RandomApply(ColorJitter(0.8s, 0.8s, 0.8s, 0.2s), p=0.8) → RandomGrayscale(p=0.2) → ToTensor → clip [0, 1]

@@ -8,8 +8,8 @@ table has ``true_labels=None``; the test labels are the clean ones (``true_label
 sorted name order (the reference scripts use ``os.listdir``, whose order is arbitrary). Decoding and caching go
 through :func:`noisyclr.data.folder.load_images_cached`.
 
-Normalisation: the Clothing1M constants, which BPT-PLR's Animal-10N loader uses (spec §7, sic); the data's own
-statistics are in ``info["data_mean"]`` / ``info["data_std"]``.
+Normalisation: the Clothing1M constants, which BPT-PLR's Animal-10N loader uses (sic; docs/data.md,
+"Normalisation"); the data's own statistics are in ``info["data_mean"]`` / ``info["data_std"]``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from .table import DatasetSplits, ImageTable
 # verified here).
 CLASS_NAMES = ["cat", "lynx", "wolf", "coyote", "cheetah", "jaguar", "chimpanzee", "orangutan", "hamster", "guinea pig"]
 
-# spec §7: Clothing1M mean/std, used (sic) by BPT-PLR for Animal-10N
+# Clothing1M mean/std, used (sic) by BPT-PLR for Animal-10N (docs/data.md, "Normalisation")
 MEAN = (0.6959, 0.6537, 0.6371)
 STD = (0.3113, 0.3192, 0.3214)
 

@@ -2,7 +2,7 @@
 ``cifar-100-python.tar.gz`` from https://www.cs.toronto.edu/~kriz/cifar.html, extracted).
 
 Images come in the original order (data_batch_1..5, then test_batch), which is the order of the reference noise
-files. Normalisation is the published constants of spec §7.
+files. Normalisation is the published constants (docs/data.md, "Normalisation").
 """
 
 from __future__ import annotations

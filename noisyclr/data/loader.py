@@ -23,6 +23,24 @@ from .table import ImageTable
 View = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
+class ViewSet(tuple):
+    """The view callables a method declared, in its order, with their names (``ctx.views({"weak": "weak"})``).
+
+    A tuple of :data:`View` (so it is applied in declaration order, which fixes the draws from the generator) that
+    also carries ``names``; a batch made with it answers ``batch["weak"]``.
+    """
+
+    names: tuple[str, ...]
+
+    def __new__(cls, names: Sequence[str], views: Sequence[View]):
+        names = tuple(names)
+        if len(names) != len(views) or len(set(names)) != len(names):
+            raise ValueError(f"view names must be unique, one per view, got {names}")
+        obj = super().__new__(cls, views)
+        obj.names = names
+        return obj
+
+
 @dataclass
 class Batch:
     """A batch as one process sees it.
@@ -39,9 +57,23 @@ class Batch:
     global_views: tuple[torch.Tensor, ...] | None = None
     global_size: int | None = None
     global_indices: torch.Tensor | None = None
+    names: tuple[str, ...] | None = None  # of the views, as the method declared them
 
     def __len__(self) -> int:
         return len(self.indices)
+
+    def _position(self, name: str) -> int:
+        if self.names is None or name not in self.names:
+            raise KeyError(f"this batch has no view {name!r}; its views: {self.names}")
+        return self.names.index(name)
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        """This process's rows of the view ``name``."""
+        return self.views[self._position(name)]
+
+    def all(self, name: str) -> torch.Tensor:
+        """Every row of the global batch of the view ``name`` (``batch[name]`` in a single process)."""
+        return self.all_views[self._position(name)]
 
     @property
     def size(self) -> int:
@@ -177,21 +209,10 @@ def make_batch(raw: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor, v
                generator: torch.Generator | None, shard: Shard | None) -> Batch:
     """Apply ``views`` to the raw rows of a (global) batch and keep ``shard``'s rows (all rows when None)."""
     full = tuple(view(raw, generator) for view in views)
+    names = getattr(views, "names", None)
     if shard is None or shard.world == 1:
-        return Batch(full, labels, indices)
+        return Batch(full, labels, indices, names=names)
     lo, hi = shard.bounds(len(indices))
     return Batch(tuple(v[lo:hi] for v in full), labels[lo:hi], indices[lo:hi], global_views=full,
-                 global_size=len(indices), global_indices=indices)
+                 global_size=len(indices), global_indices=indices, names=names)
 
-
-def open_split(table, device: torch.device | str):
-    """The training-side object of one split: a device-resident :class:`DeviceData` for an in-memory
-    :class:`ImageTable`, a :class:`~noisyclr.data.stream.StreamingData` (files decoded per batch by DataLoader
-    workers) for a :class:`~noisyclr.data.table.FileTable` listing."""
-    from .table import FileTable
-
-    if isinstance(table, FileTable):
-        from .stream import StreamingData  # late import: stream builds on this module
-
-        return StreamingData(table, device)
-    return DeviceData(table, device)

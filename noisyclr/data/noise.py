@@ -1,6 +1,6 @@
 """Label noise: the DivideMix-family synthetic generators, transition matrices, and noise files.
 
-Conventions (spec §6):
+Conventions (docs/data.md, "Synthetic label noise"):
 
 * ``sym`` follows DivideMix exactly: a ``random.Random(seed)`` shuffles ``range(N)``, the first ``int(rate * N)``
   indices are noisy, and each noisy sample (in index order) gets ``randint(0, C-1)`` -- the true class included,
@@ -92,7 +92,7 @@ def _dividemix_noisy_set(n: int, rate: float, rng: random.Random) -> set[int]:
 
 
 def sym_noise_dividemix(true_labels, rate: float, num_classes: int, seed: int) -> np.ndarray:
-    """Symmetric noise, exactly DivideMix's procedure (spec §6.1).
+    """Symmetric noise, exactly DivideMix's procedure (docs/data.md, "Synthetic label noise").
 
     ``rng = random.Random(seed)``; ``idx = list(range(N)); rng.shuffle(idx)``; the first ``int(rate * N)`` are
     noisy; then for ``i`` in ``range(N)`` in order, a noisy sample gets ``rng.randint(0, C-1)`` (uniform over ALL
@@ -134,7 +134,7 @@ def sym_noise_exclusive(true_labels, rate: float, num_classes: int, seed: int) -
 
 
 def asym_noise_cifar10(true_labels, rate: float, seed: int) -> np.ndarray:
-    """CIFAR-10 asymmetric noise, exactly DivideMix's procedure (spec §6.2).
+    """CIFAR-10 asymmetric noise, exactly DivideMix's procedure (docs/data.md, "Synthetic label noise").
 
     The noisy index set is drawn as in :func:`sym_noise_dividemix` (same ``random.Random(seed)`` shuffle, first
     ``int(rate * N)``); DivideMix draws nothing else from the RNG. Each noisy sample is mapped by the fixed map

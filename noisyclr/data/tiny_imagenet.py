@@ -6,8 +6,8 @@
     tiny-imagenet-200/val/val_annotations.txt        filename <TAB> wnid <TAB> bbox...
 
 Classes are ordered by sorted wnid and train files by name within a class: the order the reference noise files
-use (spec §6.1). ``val`` is the test split (the official ``test/`` has no labels). Decoding and caching go through
-:func:`noisyclr.data.folder.load_images_cached`.
+use (docs/data.md, "Layouts and sample order"). ``val`` is the test split (the official ``test/`` has no labels).
+Decoding and caching go through :func:`noisyclr.data.folder.load_images_cached`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from ..errors import UserError
 from .folder import check_positive_option, load_images_cached, visible
 from .table import DatasetSplits, ImageTable
 
-# spec §7: ImageNet statistics, as all three reference repositories use for Tiny-ImageNet.
+# ImageNet statistics, as the reference code uses for Tiny-ImageNet (docs/data.md, "Normalisation").
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 
@@ -81,8 +81,8 @@ def load_tiny_imagenet(root, *, cache_dir=None, workers: int | None = None) -> D
     """Tiny-ImageNet train (``(100000, 64, 64, 3)`` for the full set) and val as the test split.
 
     Labels index the sorted wnids; ``class_names`` are the wnids; ``paths`` are relative to the
-    ``tiny-imagenet-200`` folder. Normalisation: ImageNet mean/std (spec §7); the data's own statistics are in
-    ``info["data_mean"]``/``info["data_std"]``.
+    ``tiny-imagenet-200`` folder. Normalisation: ImageNet mean/std (docs/data.md, "Normalisation"); the data's
+    own statistics are in ``info["data_mean"]``/``info["data_std"]``.
     """
     root = _resolve(root)
     workers = check_positive_option("workers", workers)

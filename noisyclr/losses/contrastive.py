@@ -33,7 +33,7 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------------------------------------------
-# §3.1 reliable negatives from pseudo-labels
+# reliable negatives from pseudo-labels (docs/methods/plremix.md, "Contrastive losses, exactly")
 # --------------------------------------------------------------------------------------------------------------
 
 
@@ -136,7 +136,7 @@ def _masked_logsumexp(x: torch.Tensor, keep: torch.Tensor) -> tuple[torch.Tensor
 
 
 # --------------------------------------------------------------------------------------------------------------
-# §3.2–3.4 PLR loss
+# PLR loss (docs/methods/plremix.md, "Contrastive losses, exactly")
 # --------------------------------------------------------------------------------------------------------------
 
 
@@ -166,7 +166,9 @@ def flat_plr_potential(
 def plr_loss(
     features: torch.Tensor, mask: torch.Tensor, *, temperature: float = 1.0, flat: bool = False
 ) -> torch.Tensor:
-    """Pseudo-Label Relaxed contrastive loss (PLReMix §3.2–3.4; BPT-PLR uses ``flat=False``).
+    """Pseudo-Label Relaxed contrastive loss of PLReMix (BPT-PLR uses ``flat=False``).
+
+    Method: docs/methods/plremix.md, "Contrastive losses, exactly" (Tiling, Non-flat PLR, Flat PLR).
 
     Features are re-normalised and stacked view-major into A = N·V anchors; the ``(N, N)`` mask is tiled V×V and
     its diagonal zeroed. For anchor a: positives P(a) = entries +1 (the other views of the same sample), negatives
@@ -179,8 +181,8 @@ def plr_loss(
 
     The mean is over **all** A anchors. An anchor with no negatives has the log-sum over its positives only; for
     V = 2 (one positive) that is exactly ``ℓ_a = s_ap − s_ap = 0``, so it contributes 0 and still counts in the
-    mean, as the spec states. For V > 2 such an anchor is *not* 0 (it is ``logsumexp_P − mean_P`` ≥ 0, which still
-    pulls its views together) — this is what the reference computes, and we follow the formula.
+    mean, as the method page states. For V > 2 such an anchor is *not* 0 (it is ``logsumexp_P − mean_P`` ≥ 0,
+    which still pulls its views together) — this is what the reference computes, and we follow the formula.
     An anchor with no positive (only possible with a user mask whose diagonal is not +1) contributes 0.
 
     Flat (``flat=True``, FlatNCE surrogate): with v_a from :func:`flat_plr_potential` and
@@ -217,7 +219,8 @@ def plr_loss(
 
 
 # --------------------------------------------------------------------------------------------------------------
-# §2.3 warm-up contrastive losses (all other embeddings are negatives)
+# warm-up contrastive losses: all other embeddings are negatives
+# (docs/methods/plremix.md, "Contrastive losses, exactly", Warm-up losses)
 # --------------------------------------------------------------------------------------------------------------
 
 
@@ -249,10 +252,11 @@ def info_nce_loss(features: torch.Tensor, temperature: float = 0.1) -> torch.Ten
     classification problem against the negatives (the other positives are *not* in its denominator) and the
     anchor averages them.
 
-    This deliberately does **not** reproduce the reference ``InfoNCELoss`` quirks (§2.3): with multi-crop it puts all
-    positives in the logits but uses only the first as the CE target, and on CIFAR the warm-up feeds its output
-    through the FlatNCE formula with the positives unsubtracted inside the log-sum-exp, which pushes positives
-    apart. Use :func:`flat_nce_loss` for the faithful CIFAR warm-up.
+    This deliberately does **not** reproduce the reference ``InfoNCELoss`` quirks (docs/methods/plremix.md,
+    "Contrastive losses, exactly", Warm-up losses): with multi-crop it puts all positives in the logits but uses
+    only the first as the CE target, and on CIFAR the warm-up feeds its output through the FlatNCE formula with the
+    positives unsubtracted inside the log-sum-exp, which pushes positives apart. Use :func:`flat_nce_loss` for the
+    faithful CIFAR warm-up.
 
     Args:
         features: ``(N, V, D)`` with N ≥ 2 and V ≥ 2.

@@ -1,5 +1,5 @@
-"""DivideMix / MixMatch pieces (spec §1.4): target refinement, sharpening, MixUp, the semi-supervised losses, the
-λ_u ramp-up and the uniform-prior penalty.
+"""DivideMix / MixMatch pieces: target refinement, sharpening, MixUp, the semi-supervised losses, the λ_u ramp-up
+and the uniform-prior penalty (docs/methods/dividemix.md, "Algorithm" and "Step formulas").
 
 Pure functions of tensors. Every random draw takes an explicit ``torch.Generator`` (never the global RNG) and uses
 a fixed number of draws per call, so a run restored with its generator state replays bit-exactly; the original
@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from ..mixing import draw_mix, sample_beta, sample_gamma
 from .classification import soft_cross_entropy
 
 __all__ = [
@@ -68,67 +69,6 @@ def co_guess(probs: Sequence[torch.Tensor]) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# generator-aware Gamma / Beta sampling
-# --------------------------------------------------------------------------------------------------------------
-
-#: Marsaglia–Tsang candidates drawn per variate. Its acceptance rate is ≥ 0.95 for shape ≥ 1 (the worst case is
-#: shape = 1), so all 16 candidates are rejected with probability < 0.05^16 ≈ 2e-21.
-_MT_CANDIDATES = 16
-
-
-def _log_gamma_sample(alpha: float, size: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
-    """``log X`` with ``X ~ Gamma(alpha, 1)``, float64 on ``generator.device``; see :func:`sample_gamma`."""
-    if not alpha > 0:
-        raise ValueError(f"Gamma shape must be > 0, got {alpha}")
-    dev = generator.device
-    boost = alpha < 1.0
-    a = alpha + 1.0 if boost else alpha  # Gamma(α) = Gamma(α + 1) · U^{1/α} for α < 1
-    d = a - 1.0 / 3.0
-    c = 1.0 / math.sqrt(9.0 * d)
-    shape = (*size, _MT_CANDIDATES)
-    x = torch.randn(shape, generator=generator, device=dev, dtype=torch.float64)
-    # 1 − U ∈ (0, 1]: log never sees 0
-    u = 1.0 - torch.rand(shape, generator=generator, device=dev, dtype=torch.float64)
-    v = (1.0 + c * x) ** 3
-    v_pos = v > 0
-    log_v = torch.log(torch.where(v_pos, v, 1.0))
-    accept = v_pos & (torch.log(u) < 0.5 * x * x + d - d * v + d * log_v)
-    # first accepted candidate (argmax returns the first maximal index); if none is accepted (p < 2e-21) fall back
-    # deterministically to v = 1, i.e. X = d ≈ the mode, instead of looping a data-dependent number of times
-    first = accept.to(torch.int32).argmax(dim=-1, keepdim=True)
-    log_x = math.log(d) + torch.where(accept.any(dim=-1), log_v.gather(-1, first).squeeze(-1), 0.0)
-    if boost:
-        u_boost = 1.0 - torch.rand(size, generator=generator, device=dev, dtype=torch.float64)
-        log_x = log_x + torch.log(u_boost) / alpha  # log space: U^{1/α} underflows for small α
-    return log_x
-
-
-def sample_gamma(alpha: float, *, generator: torch.Generator, size: tuple[int, ...] = ()) -> torch.Tensor:
-    """``Gamma(alpha, 1)`` samples of shape ``size`` (float64, on ``generator.device``) through ``generator``.
-
-    ``torch.distributions.Gamma`` / ``torch._standard_gamma`` take no generator, so this is Marsaglia & Tsang (2000)
-    vectorised with a **fixed** number of candidates (16 normals + 16 uniforms per variate, plus one uniform for
-    the α < 1 boost ``Gamma(α) = Gamma(α+1)·U^{1/α}``): the generator advances by an amount that depends only on
-    ``size`` and on whether α < 1, never on the values drawn, which is what bit-exact resumption needs. The first
-    accepted candidate is taken; if all 16 are rejected (probability < 2e-21) the variate is the deterministic
-    ``α − 1/3`` (shifted shape for α < 1). No host synchronisation.
-    """
-    return torch.exp(_log_gamma_sample(alpha, tuple(size), generator))
-
-
-def sample_beta(a: float, b: float, *, generator: torch.Generator, size: tuple[int, ...] = ()) -> torch.Tensor:
-    """``Beta(a, b)`` samples of shape ``size`` (float64, on ``generator.device``): ``X / (X + Y)``.
-
-    ``X ~ Gamma(a, 1)`` and ``Y ~ Gamma(b, 1)`` come from :func:`sample_gamma` (X drawn first). Computed as
-    ``sigmoid(log X − log Y)`` so that tiny Gamma variates (small a, b) cannot give 0/0.
-    """
-    size = tuple(size)
-    log_x = _log_gamma_sample(a, size, generator)
-    log_y = _log_gamma_sample(b, size, generator)
-    return torch.sigmoid(log_x - log_y)
-
-
-# --------------------------------------------------------------------------------------------------------------
 # MixMatch
 # --------------------------------------------------------------------------------------------------------------
 
@@ -165,14 +105,8 @@ def mixmatch(
     y = _as_batch(targets)
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"inputs and targets must have the same number of rows, got {x.shape[0]} and {y.shape[0]}")
-    lam = sample_beta(alpha, alpha, generator=generator)
-    lam = torch.maximum(lam, 1.0 - lam).to(device=x.device, dtype=torch.float32)
-    perm = torch.randperm(x.shape[0], generator=generator, device=generator.device).to(x.device)
-    lx = lam.to(x.dtype)
-    ly = lam.to(y.dtype)
-    mixed_x = lx * x + (1.0 - lx) * x[perm]
-    mixed_y = ly * y + (1.0 - ly) * y[perm]
-    return mixed_x, mixed_y, lam
+    draw = draw_mix(alpha, x.shape[0], generator, x.device, rule="max")
+    return draw.apply(x), draw.apply(y), draw.lam
 
 
 def mixmatch_losses(

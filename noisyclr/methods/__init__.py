@@ -1,6 +1,6 @@
 """Method registry: ``method.name`` → class, each method's module imported only when it is asked for.
 
-The config classes live in :mod:`noisyclr.methods.configs` (no torch), so that a config can be typed and checked
+The config classes live in :mod:`noisyclr.method_configs` (no torch), so that a config can be typed and checked
 before torch is imported; :func:`get_method` imports the method's own module on demand.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-from .configs import REGISTRY, MethodConfig, check_method_name, method_config_class
+from ..method_configs import REGISTRY, MethodConfig, check_method_name, method_config_class
 
 
 def get_method(name: str):

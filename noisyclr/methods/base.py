@@ -15,15 +15,13 @@ import torch
 import torch.nn as nn
 
 from ..context import RunContext
-from .configs import MethodConfig
+from ..method_configs import MethodConfig
 
 
 class Method:
     """Base class. Subclasses set ``Config``, build ``self.nets`` / ``self.optimizers`` and implement ``train_epoch``."""
 
     Config: ClassVar[type[MethodConfig]] = MethodConfig
-    description: ClassVar[str] = ""
-    divides: ClassVar[bool] = False  # whether it writes labels.csv (a clean/noisy division per sample)
     distributed: ClassVar[bool] = False  # whether it runs under torchrun (its batch-coupled steps are made global)
 
     def __init__(self, cfg, ctx: RunContext):

@@ -1,15 +1,16 @@
 """Method ``dividemix`` (Li, Socher & Hoi, ICLR 2020): co-divided two-network training with MixMatch.
 
-Per epoch (spec ``dividemix_plremix_bptplr.md`` §1.2):
+Per epoch (docs/methods/dividemix.md, "Algorithm"):
 
 * warm-up (``epoch < warmup_epochs``): each net, in turn, one pass of CE on the given labels over all data with
   batch 2B (+ the negative-entropy confidence penalty under asymmetric noise);
 * afterwards, at the start of the epoch, each net scores every training sample (eval pass, test view, per-sample
-  CE) and a 2-component GMM on the min-max-normalised losses gives its clean probability w (§1.3);
+  CE) and a 2-component GMM on the min-max-normalised losses gives its clean probability w ("Division");
 * co-divide: net1 is trained on the division of net2 (labeled {w₂ > p_thr} with weights w₂, the rest unlabeled),
   then net2 on net1's division — net2's step sees the already-updated net1 as its peer;
-* each semi-supervised step (§1.4): co-refined labeled targets, co-guessed unlabeled targets, sharpening with T,
-  MixMatch over all 4B rows with λ' = max(λ, 1−λ), ``L = L_x + λ_u(t)·L_u + L_reg``.
+* each semi-supervised step ("Semi-supervised step", "Step formulas"): co-refined labeled targets, co-guessed
+  unlabeled targets, sharpening with T, MixMatch over all 4B rows with λ' = max(λ, 1−λ), ``L = L_x + λ_u(t)·L_u +
+  L_reg``.
 
 The test prediction is the ensemble ``argmax(logits₁ + logits₂)``.
 
@@ -28,22 +29,21 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..loop import LabeledPass, OnePass, run_epoch
 from ..losses import cross_entropy, negative_entropy
 from ..losses.semi import co_guess, co_refine, lambda_u_at, mixmatch, mixmatch_losses, sharpen, uniform_prior_penalty
 from ..metrics import class_recall, clean_auc, selection_scores
 from ..selection import clean_probability_1d
 from .base import Method
-from .configs import DivideMixConfig
+from ..method_configs import DivideMixConfig
 
 
 class DivideMix(Method):
     Config = DivideMixConfig
-    description = "two networks, per-sample loss GMM, co-divide, MixMatch (Li et al. 2020)"
-    divides = True
     distributed = True
-    # names of the views of a semi-supervised batch: two weak views for targets and for MixMatch
-    semi_views = ("weak", "weak")
-    warmup_views = ("weak",)
+    # the views of a batch, by name -> kind: two weak views for the targets and for MixMatch
+    semi_views = {"weak1": "weak", "weak2": "weak"}
+    warmup_views = {"weak": "weak"}
 
     def __init__(self, cfg, ctx):
         super().__init__(cfg, ctx)
@@ -92,7 +92,7 @@ class DivideMix(Method):
     def warmup_loss(self, k: int, batch) -> torch.Tensor:
         """CE on the given labels (+ the negative-entropy penalty under asymmetric noise), batch means."""
         with self.ctx.autocast():
-            logits = self.forwards[k](batch.views[0])
+            logits = self.forwards[k](batch["weak"])
         mean = self.ctx.dist.batch_mean
         loss = mean(cross_entropy(logits, batch.labels), batch.size)
         if self.warmup_penalty:
@@ -100,23 +100,17 @@ class DivideMix(Method):
         return loss
 
     def warmup(self, k: int, epoch: int) -> dict:
-        ctx, net, opt = self.ctx, self.nets[k], self.optimizers[k]
+        """One warm-up pass of net ``k`` over all training data with batch 2B."""
+        ctx = self.ctx
         bs = self.mcfg.warmup_batch_size or 2 * self.cfg.train.batch_size
-        views = ctx.views(self.warmup_views)
-        net.train()
-        total, images, rows = torch.zeros((), device=ctx.device), 0, 0
-        batches = ctx.train.batches(bs, views, ctx.generator)
-        for batch in ctx.progress(batches, ctx.train.num_batches(bs), f"warmup net{k + 1} ep{epoch + 1}"):
-            loss = self.warmup_loss(k, batch)
-            ctx.step(loss, opt)
-            total += loss.detach() * batch.size
-            rows += batch.size
-            images += len(batch)
-        return {"loss": float(total) / max(rows, 1), "images": images}
+        self.nets[k].train()
+        plan = OnePass(ctx.train, bs, ctx.views(self.warmup_views))
+        return run_epoch(ctx, plan, lambda s: self.warmup_loss(k, s.batch), self.optimizers[k], epoch=epoch,
+                         desc=f"warmup net{k + 1} ep{epoch + 1}")
 
     # ---------------------------------------------------------------------------------------------- division
     def divide(self, k: int, epoch: int) -> torch.Tensor:
-        """Clean probability ``(N,)`` of every training sample according to net ``k`` (§1.3)."""
+        """Clean probability ``(N,)`` of every training sample according to net ``k`` (dividemix.md, "Division")."""
         (logits,) = self.ctx.eval_logits([self.nets[k]], self.ctx.train)
         losses = cross_entropy(logits, self.ctx.train.labels)
         prob, _ = clean_probability_1d(
@@ -174,47 +168,30 @@ class DivideMix(Method):
         labeled = self.labeled_mask(prob)
         return labeled.nonzero().squeeze(1), (~labeled).nonzero().squeeze(1)
 
+    def semi_plan(self, labeled: torch.Tensor, unlabeled: torch.Tensor, views):
+        """DivideMix's epoch: one pass over the labeled set, the unlabeled iterator restarting when exhausted."""
+        return LabeledPass(self.ctx.train, self.cfg.train.batch_size, views, labeled, unlabeled,
+                           drop_last=self.mcfg.drop_last)
+
     def train_semi(self, k: int, peer: int, prob: torch.Tensor, epoch: int) -> dict:
-        """One epoch of net ``k`` on the division ``prob`` of net ``peer``: one pass over the labeled set."""
+        """One epoch of net ``k`` on the division ``prob`` of net ``peer``."""
         ctx = self.ctx
-        net, peer_net = self.nets[k], self.nets[peer]
-        bs = self.cfg.train.batch_size
         labeled, unlabeled = self.split(prob)
         if len(unlabeled) < 2:
             unlabeled = torch.arange(len(ctx.train), device=ctx.device)
         if len(labeled) < 2:
             return {"loss": 0.0, "images": 0}
-        views = ctx.views(self.semi_views)
-        num_iter = len(labeled) // bs + 1  # the reference's ramp-up denominator
-        net.train()
-        peer_net.eval()
-        u_iter = iter(())
-        total, images, steps = torch.zeros((), device=ctx.device), 0, 0
-        drop_last = self.mcfg.drop_last
-        x_batches = ctx.train.batches(bs, views, ctx.generator, subset=labeled, drop_last=drop_last)
-        n_steps = ctx.train.num_batches(bs, len(labeled), drop_last=drop_last)
-        for step, xb in enumerate(ctx.progress(x_batches, n_steps, f"net{k + 1} ep{epoch + 1}")):
-            ub = next(u_iter, None)
-            if ub is None:  # the unlabeled iterator restarts when exhausted
-                u_iter = ctx.train.batches(bs, views, ctx.generator, subset=unlabeled, drop_last=drop_last)
-                ub = next(u_iter, None)
-                if ub is None:  # unlabeled set smaller than one batch with drop_last: take it whole
-                    u_iter = ctx.train.batches(bs, views, ctx.generator, subset=unlabeled)
-                    ub = next(u_iter)
-            total += self.semi_step(k, peer, xb, ub, prob, epoch + step / num_iter, epoch)
-            images += len(xb) + len(ub)
-            steps += 1
-        return {"loss": float(total) / max(steps, 1), "images": images}
+        num_iter = len(labeled) // self.cfg.train.batch_size + 1  # the reference's ramp-up denominator
+        self.nets[k].train()
+        self.nets[peer].eval()
+        w = prob  # the peer's clean probability of every sample: the refinement weights, gathered per batch
 
-    def semi_step(self, k: int, peer: int, xb, ub, prob: torch.Tensor, t: float, epoch: int) -> torch.Tensor:
-        """One optimiser step of net ``k`` on a labeled and an unlabeled batch; returns the detached loss.
+        def step(s):
+            return self.semi_loss(k, peer, s.x, s.u, w.index_select(0, s.x.indices), epoch + s.batch_idx / num_iter,
+                                  epoch)
 
-        ``prob`` is the peer's clean probability of every training sample (the refinement weights are gathered
-        by the batch's global indices); ``t`` is the fractional epoch of the λ_u ramp-up.
-        """
-        loss = self.semi_loss(k, peer, xb, ub, prob.index_select(0, xb.indices), t, epoch)
-        self.ctx.step(loss, self.optimizers[k])
-        return loss.detach()
+        plan = self.semi_plan(labeled, unlabeled, ctx.views(self.semi_views))
+        return run_epoch(ctx, plan, step, self.optimizers[k], epoch=epoch, desc=f"net{k + 1} ep{epoch + 1}")
 
     @torch.no_grad()
     def targets(self, k: int, peer: int, xb, ub, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -225,8 +202,8 @@ class DivideMix(Method):
         """
         net, peer_net = self.forwards[k], self.forwards[peer]
         T = self.mcfg.temperature
-        x1, x2 = xb.views[0], xb.views[1]
-        u1, u2 = ub.views[0], ub.views[1]
+        x1, x2 = xb["weak1"], xb["weak2"]
+        u1, u2 = ub["weak1"], ub["weak2"]
         with self.ctx.autocast():
             pu = [net(u1), net(u2), peer_net(u1), peer_net(u2)]
             px = [net(x1), net(x2)]
@@ -240,7 +217,7 @@ class DivideMix(Method):
     def mix_inputs(self, xb, ub) -> list[torch.Tensor]:
         """The 4 image blocks MixMatch mixes (every row of the global batch): DivideMix mixes the same two weak
         views."""
-        return [xb.all_views[0], xb.all_views[1], ub.all_views[0], ub.all_views[1]]
+        return [xb.all("weak1"), xb.all("weak2"), ub.all("weak1"), ub.all("weak2")]
 
     def mixed_batch(self, k: int, peer: int, xb, ub, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Targets, then MixMatch over the 4 blocks of :meth:`mix_inputs`: ``(mixed inputs, mixed targets)``.
@@ -259,7 +236,8 @@ class DivideMix(Method):
         return dist.local_blocks(mixed_x, blocks), dist.local_blocks(mixed_y, blocks)
 
     def mixmatch_loss(self, logits: torch.Tensor, mixed_y: torch.Tensor, xb, ub, t: float) -> torch.Tensor:
-        """``L_x + λ_u(t)·L_u + L_reg`` of the mixed rows' logits (§1.4): means over the global batch."""
+        """``L_x + λ_u(t)·L_u + L_reg`` of the mixed rows' logits (dividemix.md, "Step formulas"): means over
+        the global batch."""
         dist = self.ctx.dist
         n_x = 2 * len(xb)
         l_x, l_u = mixmatch_losses(logits[:n_x], mixed_y[:n_x], logits[n_x:], mixed_y[n_x:],
@@ -269,7 +247,7 @@ class DivideMix(Method):
         return l_x + lam_u * l_u + penalty
 
     def semi_loss(self, k: int, peer: int, xb, ub, w: torch.Tensor, t: float, epoch: int) -> torch.Tensor:
-        """``L_x + λ_u(t)·L_u + L_reg`` of one MixMatch step (§1.4)."""
+        """``L_x + λ_u(t)·L_u + L_reg`` of one MixMatch step (dividemix.md, "Step formulas")."""
         mixed_x, mixed_y = self.mixed_batch(k, peer, xb, ub, w)
         with self.ctx.autocast():
             logits = self.forwards[k](mixed_x)

@@ -1,4 +1,5 @@
-"""Method ``mwnet``: Meta-Weight-Net (Shu et al. 2019) as Ghosh & Lan fine-tune with it (spec §3.4).
+"""Method ``mwnet``: Meta-Weight-Net (Shu et al. 2019) as Ghosh & Lan fine-tune with it (docs/methods/simclr_finetune.md,
+"4. Meta-Weight-Net").
 
 A weighting network ``V: loss ↦ weight`` (``1 → 100 → ReLU → 1 → sigmoid``) is learned on clean meta data
 (``dataset.clean_holdout``) so that training on the *weighted* noisy loss generalises to the clean data. Per step,
@@ -33,10 +34,11 @@ import torch.nn as nn
 from torch.func import functional_call
 
 from ..errors import UserError
+from ..loop import OnePass, StepResult, run_epoch
 from ..losses import classification_loss
 from ..metrics import clean_auc
 from .base import Method
-from .configs import MWNetConfig
+from ..method_configs import MWNetConfig
 
 __all__ = ["MWNet", "MWNetConfig", "VNet", "meta_gradient", "virtual_meta_loss", "weighted_loss"]
 
@@ -109,7 +111,6 @@ def meta_gradient(net: nn.Module, vnet: nn.Module, *args, **kwargs) -> tuple[tor
 
 class MWNet(Method):
     Config = MWNetConfig
-    description = "Meta-Weight-Net on clean held-out meta data (Shu et al. 2019; Ghosh & Lan fine-tuning variant)"
 
     def __init__(self, cfg, ctx):
         super().__init__(cfg, ctx)
@@ -124,7 +125,7 @@ class MWNet(Method):
         self.nets = [net, vnet]
         self.optimizers = [ctx.optimizer(net), meta_opt]
         self.forward = ctx.compiled(net)
-        self.views = ctx.views(["weak"])
+        self.views = ctx.views({"weak": "weak"})
         self.last_weight = torch.full((len(ctx.train),), float("nan"), device=ctx.device)
 
     def eval_nets(self) -> list[nn.Module]:
@@ -137,50 +138,40 @@ class MWNet(Method):
         idx = torch.randperm(len(hold), generator=self.ctx.generator, device=self.ctx.device)[: min(size, len(hold))]
         return hold.batch(idx, self.views, self.ctx.generator)
 
-    def train_epoch(self, epoch: int) -> dict:
+    def step(self, s) -> StepResult:
+        """1. the meta step: V learns from a virtual step of the classifier on a clean meta batch; 2. the real
+        step's loss: the V-weighted noisy loss with the updated V (weights are constants there)."""
         ctx, m = self.ctx, self.mcfg
         (net, vnet), (opt, meta_opt) = self.nets, self.optimizers
-        bs = self.cfg.train.batch_size
-        steps = ctx.train.num_batches(bs)
-        net.train()
-        vnet.train()
-        dev = ctx.device
-        total, meta_total, w_total = (torch.zeros((), device=dev) for _ in range(3))
-        images, lr = 0, 0.0
-        batches = ctx.train.batches(bs, self.views, ctx.generator)
-        for step, batch in enumerate(ctx.progress(batches, steps, f"epoch {epoch + 1}")):
-            lr = ctx.schedule(opt, epoch, step, steps)
-            x, y, n = batch.views[0], batch.labels, len(batch)
-            meta = self.meta_batch(m.meta_batch_size or n)
-            # 1. meta step: update V through a virtual step of the classifier
-            meta_loss, grads = meta_gradient(
-                net, vnet, x, y, meta.views[0], meta.labels, inner_lr=m.inner_lr if m.inner_lr is not None else lr,
-                loss=m.loss, q=m.q, meta_loss=m.meta_loss, normalize=m.normalize_weights, autocast=ctx.autocast,
-            )
-            meta_opt.zero_grad(set_to_none=True)
-            for p, g in zip(vnet.parameters(), grads):
-                p.grad = g
-            meta_opt.step()
-            # 2. real step with the updated V (weights are constants here)
-            with ctx.autocast():
-                logits = self.forward(x)
-            losses = classification_loss(m.loss, logits, y, q=m.q)
-            with torch.no_grad():
-                weights = vnet(losses.detach()).float()
-            loss = weighted_loss(losses, weights, m.normalize_weights)
-            ctx.step(loss, opt)
-            self.last_weight.index_copy_(0, batch.indices, weights)
-            total += loss.detach() * n  # device accumulators: no host sync per step
-            meta_total += meta_loss.detach() * n
-            w_total += weights.sum()
-            images += n
-        out = {
-            "train_loss": float(total) / max(images, 1),
-            "meta_loss": float(meta_total) / max(images, 1),
-            "weight_mean": float(w_total) / max(images, 1),
-            "images": images,
-            "lr": lr,
-        }
+        x, y, n = s.batch["weak"], s.batch.labels, len(s.batch)
+        lr = opt.param_groups[0]["lr"]
+        meta = self.meta_batch(m.meta_batch_size or n)
+        meta_loss, grads = meta_gradient(
+            net, vnet, x, y, meta["weak"], meta.labels, inner_lr=m.inner_lr if m.inner_lr is not None else lr,
+            loss=m.loss, q=m.q, meta_loss=m.meta_loss, normalize=m.normalize_weights, autocast=ctx.autocast,
+        )
+        meta_opt.zero_grad(set_to_none=True)
+        for p, g in zip(vnet.parameters(), grads):
+            p.grad = g
+        meta_opt.step()
+        with ctx.autocast():
+            logits = self.forward(x)
+        losses = classification_loss(m.loss, logits, y, q=m.q)
+        with torch.no_grad():
+            weights = vnet(losses.detach()).float()
+        self.last_weight.index_copy_(0, s.batch.indices, weights)
+        return StepResult(weighted_loss(losses, weights, m.normalize_weights),
+                          {"meta_loss": meta_loss.detach() * n, "weight_mean": weights.sum()})
+
+    def train_epoch(self, epoch: int) -> dict:
+        ctx = self.ctx
+        for net in self.nets:
+            net.train()
+        plan = OnePass(ctx.train, self.cfg.train.batch_size, self.views)
+        r = run_epoch(ctx, plan, self.step, self.optimizers[0], epoch=epoch, desc=f"epoch {epoch + 1}",
+                      lr_per_step=True)
+        out = {"train_loss": r["loss"], "meta_loss": r.get("meta_loss", 0.0), "weight_mean": r.get("weight_mean", 0.0),
+               "images": r["images"], "lr": r["lr"]}
         clean = ctx.train.is_clean
         seen = ~torch.isnan(self.last_weight)
         if clean is not None and bool(seen.any()):

@@ -1,17 +1,19 @@
 """Method ``plremix`` (Liu, Zhou, Yue & Cheng, WACV 2025): DivideMix + the PLR contrastive loss + a 2-D GMM.
 
-What it adds to :mod:`.dividemix` (spec ``dividemix_plremix_bptplr.md`` §2, §3):
+What it adds to :mod:`.dividemix` (docs/methods/plremix.md, "What it adds to DivideMix"):
 
 * a projector ``Linear(d, d) → ReLU → Linear(d, 128)`` with L2-normalised output, and per net a prototype matrix
   ``P ∈ R^{C×128}`` (unit rows, no gradient);
-* warm-up: CE on a weak view + the FlatNCE (or InfoNCE) loss on two strong views, τ = 0.1 (§2.3); the prototypes
-  are initialised from noisy-label class means at the end of the last warm-up epoch (§2.5);
+* warm-up: CE on a weak view + the FlatNCE (or InfoNCE) loss on two strong views, τ = 0.1 ("Warm-up losses"); the
+  prototypes are initialised from noisy-label class means at the end of the last warm-up epoch ("Prototypes and
+  self-adaptive selection");
 * division: a full-covariance 2-component GMM on (classifier CE, prototype CE), each min-max normalised; the clean
-  component is the one nearest the origin (§2.4);
+  component is the one nearest the origin ("Division (2-D GMM)");
 * semi-supervised step: targets from the two weak views, MixMatch on the two **strong** views, plus
   ``λ_c · L_PLR`` on the unmixed strong views of labeled and unlabeled samples with the reliable-negative mask from
-  the peer's stored logits and top-κ pseudo-labels (κ 3→2→1 at epochs 40/70) (§2.6, §3);
-* after each net's pass: class-aware self-adaptive selection and the prototype EMA (§2.5, §2.7).
+  the peer's stored logits and top-κ pseudo-labels (κ 3→2→1 at epochs 40/70) ("Contrastive losses, exactly");
+* after each net's pass: class-aware self-adaptive selection and the prototype EMA ("Prototypes and self-adaptive
+  selection").
 
 Deviations and switches (also in ``docs/methods/plremix.md``):
 
@@ -19,7 +21,7 @@ Deviations and switches (also in ``docs/methods/plremix.md``):
   embeddings and predictions; ``own`` uses the net's own eval pass, which keeps each prototype matrix in its own
   embedding space.
 * ``warmup_contrastive=infonce`` is a proper InfoNCE; the reference's ``--crl plr`` warm-up on CIFAR pushes
-  positives apart (spec §2.3 quirk), so we do not reproduce that path.
+  positives apart (plremix.md, "Warm-up losses"), so we do not reproduce that path.
 * Indices are global everywhere (the reference's Clothing1M/WebVision index bugs do not apply).
 """
 
@@ -32,22 +34,31 @@ from ..losses import cross_entropy
 from ..losses.contrastive import flat_nce_loss, info_nce_loss, kappa_schedule, plr_loss, reliable_negative_mask
 from ..prototypes import AdaptiveThreshold, corrected_labels, ema_update_prototypes, init_prototypes, prototype_logits
 from ..selection import clean_probability_2d
-from .configs import PLReMixConfig
+from ..method_configs import PLReMixConfig
 from .dividemix import DivideMix
 
 
 class PLReMix(DivideMix):
     Config = PLReMixConfig
-    description = "DivideMix + Pseudo-Label Relaxed contrastive loss + 2-D GMM with prototypes (Liu et al. 2025)"
 
     def __init__(self, cfg, ctx):
         m = cfg.method
-        self.semi_views = ("weak", "weak", m.strong_view, m.strong_view)
-        self.warmup_views = ("weak", m.strong_view, m.strong_view)
         super().__init__(cfg, ctx)
         self.prototypes: list[torch.Tensor | None] = [None, None]
         self.threshold = AdaptiveThreshold(ctx.num_classes, momentum=m.semi_momentum, device=ctx.device)
         self.info: list[dict | None] = [None, None]  # per net: eval-pass outputs of this epoch
+
+    @property
+    def semi_views(self) -> dict[str, str]:
+        """Two weak views for the targets, two strong ones for MixMatch and the PLR loss."""
+        s = self.mcfg.strong_view
+        return {"weak1": "weak", "weak2": "weak", "strong1": s, "strong2": s}
+
+    @property
+    def warmup_views(self) -> dict[str, str]:
+        """A weak view for CE, two strong views for the warm-up contrastive term."""
+        s = self.mcfg.strong_view
+        return {"weak": "weak", "strong1": s, "strong2": s}
 
     def build_net(self):
         # PLReMix's projector: Linear(d, d) -> ReLU -> Linear(d, 128), no batch norm
@@ -55,8 +66,7 @@ class PLReMix(DivideMix):
 
     def embed(self, k: int, x: torch.Tensor) -> torch.Tensor:
         """L2-normalised projection ``z`` of images ``x`` by net ``k``."""
-        net = self.forwards[k]
-        return F.normalize(net.project(net.forward_features(x)).float(), dim=1)
+        return F.normalize(self.forwards[k](x, heads=("proj",)).proj.float(), dim=1)
 
     # ---------------------------------------------------------------------------------------------- warm-up
     def warmup_loss(self, k: int, batch) -> torch.Tensor:
@@ -66,7 +76,7 @@ class PLReMix(DivideMix):
             return loss
         n = len(batch)
         with self.ctx.autocast():
-            z = self.embed(k, torch.cat([batch.views[1], batch.views[2]]))
+            z = self.embed(k, torch.cat([batch["strong1"], batch["strong2"]]))
         z = self.ctx.dist.gather_blocks_with_grad(z, [n, n], [batch.size, batch.size])  # negatives of all ranks
         features = torch.stack([z[: batch.size], z[batch.size :]], dim=1)
         fn = flat_nce_loss if kind == "flatnce" else info_nce_loss
@@ -78,22 +88,23 @@ class PLReMix(DivideMix):
 
     @torch.no_grad()
     def init_prototypes(self) -> None:
-        """P_c = normalize(mean of eval-pass embeddings with noisy label c), for both nets (§2.5)."""
+        """P_c = normalize(mean of eval-pass embeddings with noisy label c), for both nets (plremix.md, "Prototypes and
+        self-adaptive selection")."""
         ctx = self.ctx
-        zs = ctx.eval_pass(self.nets, ctx.train, forward=lambda net, x: F.normalize(net.project(net.forward_features(x)).float(), dim=1))
+        zs = ctx.eval_pass(self.nets, ctx.train, forward=lambda net, x: F.normalize(net(x, heads=("proj",)).proj.float(), dim=1))
         self.prototypes = [ctx.dist.broadcast_(init_prototypes(z, ctx.train.labels, ctx.num_classes)) for z in zs]
 
     # ---------------------------------------------------------------------------------------------- division
     @torch.no_grad()
     def divide(self, k: int, epoch: int) -> torch.Tensor:
-        """2-D GMM clean probability of net ``k`` (§2.4); stores its logits, pseudo-labels, prototype logits, z."""
+        """2-D GMM clean probability of net ``k`` (plremix.md, "Division (2-D GMM)"); stores its logits, pseudo-labels, prototype logits, z."""
         ctx = self.ctx
         if self.prototypes[k] is None:  # no warm-up epochs: initialise from the untrained nets
             self.init_prototypes()
 
         def forward(net, x):
-            logits, feats, proj = net.forward_all(x)
-            return logits, F.normalize(proj.float(), dim=1)
+            out = net(x, heads=("logits", "proj"))
+            return out.logits, F.normalize(out.proj.float(), dim=1)
 
         ((logits, z),) = ctx.eval_pass([self.nets[k]], ctx.train, forward=forward)
         g = prototype_logits(z, self.prototypes[k], temperature=self.mcfg.proto_temperature)
@@ -113,7 +124,7 @@ class PLReMix(DivideMix):
     # ---------------------------------------------------------------------------------------------- semi
     def mix_inputs(self, xb, ub) -> list[torch.Tensor]:
         """PLReMix mixes the strong views (weak views only give the targets)."""
-        return [xb.all_views[2], xb.all_views[3], ub.all_views[2], ub.all_views[3]]
+        return [xb.all("strong1"), xb.all("strong2"), ub.all("strong1"), ub.all("strong2")]
 
     def semi_loss(self, k: int, peer: int, xb, ub, w: torch.Tensor, t: float, epoch: int) -> torch.Tensor:
         loss = super().semi_loss(k, peer, xb, ub, w, t, epoch)
@@ -122,7 +133,7 @@ class PLReMix(DivideMix):
         mask = self.plr_mask(peer, xb, ub, epoch)
         n = len(mask)  # rows of the global batch [labeled; unlabeled]
         with self.ctx.autocast():
-            z = self.embed(k, torch.cat([xb.views[2], ub.views[2], xb.views[3], ub.views[3]]))
+            z = self.embed(k, torch.cat([xb["strong1"], ub["strong1"], xb["strong2"], ub["strong2"]]))
         z = self.ctx.dist.gather_blocks_with_grad(z, [len(xb), len(ub)] * 2, [xb.size, ub.size] * 2)
         features = torch.stack([z[:n], z[n:]], dim=1)
         plr = plr_loss(features, mask, temperature=self.mcfg.plr_temperature, flat=self.mcfg.contrastive == "flat_plr")
@@ -130,7 +141,7 @@ class PLReMix(DivideMix):
 
     def plr_mask(self, peer: int, xb, ub, epoch: int) -> torch.Tensor:
         """Reliable-negative mask (2B, 2B) of the batch [labeled; unlabeled] from the peer's stored eval logits and
-        the noisy labels, with κ from the schedule (§3.1)."""
+        the noisy labels, with κ from the schedule (plremix.md, "Reliable negatives")."""
         idx = torch.cat([xb.all_indices, ub.all_indices])
         kappa = kappa_schedule(epoch, tuple(self.mcfg.kappa_milestones), self.mcfg.kappa)
         return reliable_negative_mask(
@@ -139,7 +150,8 @@ class PLReMix(DivideMix):
 
     @torch.no_grad()
     def after_train(self, k: int, epoch: int) -> None:
-        """Self-adaptive selection, then the prototype EMA of net ``k`` (§2.5, §2.7)."""
+        """Self-adaptive selection, then the prototype EMA of net ``k`` (plremix.md, "Prototypes and
+        self-adaptive selection")."""
         source = self.info[1 - k] if self.mcfg.prototype_source == "peer" else self.info[k]
         labels = source["pseudo"]
         if self.mcfg.adaptive_selection:  # HEAD b0c4ec3

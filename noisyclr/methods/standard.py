@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import torch
 
+from ..loop import OnePass, run_epoch
 from ..losses import classification_loss, negative_entropy
 from ..metrics import clean_auc
 from .base import Method
-from .configs import StandardConfig
+from ..method_configs import StandardConfig
 
 
 class Standard(Method):
     Config = StandardConfig
-    description = "one network on the given labels: CE, GCE (L_q) or MAE, optional entropy penalty"
     distributed = True
 
     def __init__(self, cfg, ctx):
@@ -27,7 +27,7 @@ class Standard(Method):
         self.nets = [net]
         self.optimizers = [ctx.sgd(net.parameters())]
         self.forward = ctx.compiled(net)
-        self.views = ctx.views(["weak"])
+        self.views = ctx.views({"weak": "weak"})
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor, rows: int | None = None) -> torch.Tensor:
         """Mean of the configured per-sample loss, plus ``neg_entropy ·`` the negative-entropy penalty.
@@ -42,25 +42,19 @@ class Standard(Method):
             loss = loss + m.neg_entropy * mean(negative_entropy(logits, reduction="none"), rows)
         return loss
 
+    def step(self, s) -> torch.Tensor:
+        """The configured loss of the weak view's logits against the given labels."""
+        with self.ctx.autocast():
+            logits = self.forward(s.batch["weak"])
+        return self.loss(logits, s.batch.labels, s.batch.size)
+
     def train_epoch(self, epoch: int) -> dict:
-        ctx, net, opt = self.ctx, self.nets[0], self.optimizers[0]
-        bs = self.cfg.train.batch_size
-        steps = ctx.train.num_batches(bs)
-        net.train()
-        total = torch.zeros((), device=ctx.device)
-        images, rows = 0, 0  # this rank's images; rows of the global batches (the loss average)
-        lr = 0.0
-        batches = ctx.train.batches(bs, self.views, ctx.generator)
-        for step, batch in enumerate(ctx.progress(batches, steps, f"epoch {epoch + 1}")):
-            lr = ctx.schedule(opt, epoch, step, steps)
-            with ctx.autocast():
-                logits = self.forward(batch.views[0])
-            loss = self.loss(logits, batch.labels, batch.size)
-            ctx.step(loss, opt)
-            total += loss.detach() * batch.size  # accumulated on the device: no host sync per step
-            rows += batch.size
-            images += len(batch)
-        out = {"train_loss": float(total) / max(rows, 1), "images": images, "lr": lr}
+        ctx = self.ctx
+        self.nets[0].train()
+        plan = OnePass(ctx.train, self.cfg.train.batch_size, self.views)
+        r = run_epoch(ctx, plan, self.step, self.optimizers[0], epoch=epoch, desc=f"epoch {epoch + 1}",
+                      lr_per_step=True)
+        out = {"train_loss": r["loss"], "images": r["images"], "lr": r["lr"]}
         if self.mcfg.track_memorisation and ctx.train.is_clean is not None:
             out["clean_auc"] = self.memorisation_auc()
         return out

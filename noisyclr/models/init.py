@@ -1,4 +1,6 @@
-"""``model.init``: start a network from a pretrained encoder (Ghosh & Lan, spec §3.3).
+"""``model.init``: start a network from a pretrained encoder (Ghosh & Lan).
+
+Method: docs/methods/simclr_finetune.md, "2. Initialisation".
 
 The encoder file written by ``noisyclr pretrain`` (``encoder.pt``) is a plain state dict of the **backbone** (keys
 as in ``Network.backbone``, e.g. ``conv1.weight``), saved with ``torch.save`` and loadable with

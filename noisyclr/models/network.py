@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn as nn
+
+from ..mixing import MixDraw
+
+HEADS = ("logits", "features", "proj")
+
+
+class Outputs(NamedTuple):
+    """What :meth:`Network.forward` computed for ``heads``; a field not asked for is ``None``."""
+
+    logits: torch.Tensor | None = None
+    features: torch.Tensor | None = None
+    proj: torch.Tensor | None = None
 
 
 class Network(nn.Module):
     """A backbone with a classifier and an optional 2-layer projector.
 
     Args:
-        backbone: module mapping ``(B, C, H, W)`` images to ``(B, feat_dim)`` features; must expose ``feat_dim``.
+        backbone: module mapping ``(B, C, H, W)`` images to ``(B, feat_dim)`` features, in stages: it exposes
+            ``feat_dim``, ``num_stages``, ``stage(i, h)`` and ``pool(h)`` (``forward`` = pool after every stage).
         num_classes: outputs of ``classifier = Linear(feat_dim, num_classes)``.
         proj_dim: output size of the projector; ``None`` builds no projector.
         proj_hidden: hidden size of the projector (default ``feat_dim``).
@@ -35,23 +50,38 @@ class Network(nn.Module):
                 nn.Linear(self.feat_dim, hidden), *norm, nn.ReLU(inplace=True), nn.Linear(hidden, proj_dim),
             )
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, C, H, W)`` → ``(B, feat_dim)`` backbone features."""
-        return self.backbone(x)
+    def forward(self, x: torch.Tensor, heads: tuple[str, ...] | None = None, mix: MixDraw | None = None):
+        """The one forward of every method: backbone stage by stage, then the heads asked for.
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, C, H, W)`` → ``(B, num_classes)`` logits."""
-        return self.classifier(self.backbone(x))
+        ``x`` ``(B, C, H, W)`` images. ``heads=None`` returns the ``(B, num_classes)`` logits (the plain module
+        call); a tuple of ``"logits"``, ``"features"``, ``"proj"`` returns an :class:`Outputs` record with those
+        fields computed (the others ``None``): features ``(B, feat_dim)``, raw projections ``(B, proj_dim)``.
 
-    def project(self, features: torch.Tensor) -> torch.Tensor:
-        """``(B, feat_dim)`` features → ``(B, proj_dim)`` raw projections; raises if there is no projector."""
-        if self.projector is None:
+        ``mix`` (a :class:`noisyclr.mixing.MixDraw`): mix the hidden state after backbone stage ``mix.stage``
+        (0: the input images) as ``λ h + (1 − λ) h[π]`` (manifold mixup, Verma et al. 2019); the caller mixes the
+        targets with the same draw. With λ = 1 the result equals the unmixed forward.
+        """
+        backbone = self.backbone
+        stages = backbone.num_stages
+        if mix is not None and not 0 <= mix.stage <= stages:
+            raise ValueError(f"mix.stage must be in [0, {stages}] for this backbone, got {mix.stage}")
+        h = x
+        if mix is not None and mix.stage == 0:
+            h = mix.apply(h)
+        for i in range(stages):
+            h = backbone.stage(i, h)
+            if mix is not None and mix.stage == i + 1:
+                h = mix.apply(h)
+        features = backbone.pool(h)
+        if heads is None:
+            return self.classifier(features)
+        unknown = set(heads) - set(HEADS)
+        if unknown:
+            raise ValueError(f"unknown heads {sorted(unknown)}; choose from {', '.join(HEADS)}")
+        if "proj" in heads and self.projector is None:
             raise RuntimeError("this Network has no projector; build it with proj_dim=...")
-        return self.projector(features)
-
-    def forward_all(self, x: torch.Tensor):
-        """One backbone pass → ``(logits, features, projections)``; projections are ``None`` without a projector."""
-        features = self.backbone(x)
-        logits = self.classifier(features)
-        proj = self.projector(features) if self.projector is not None else None
-        return logits, features, proj
+        return Outputs(
+            logits=self.classifier(features) if "logits" in heads else None,
+            features=features if "features" in heads else None,
+            proj=self.projector(features) if "proj" in heads else None,
+        )

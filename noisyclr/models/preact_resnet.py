@@ -1,4 +1,4 @@
-"""PreAct ResNet-18 exactly as DivideMix's ``PreResNet.py`` (spec §1.1).
+"""PreAct ResNet-18 exactly as DivideMix's ``PreResNet.py`` (docs/methods/dividemix.md, "Model").
 
 The reference network, layer by layer:
 
@@ -16,7 +16,8 @@ Two reference details that are easy to get wrong and that we keep on purpose:
 
 For 32×32 inputs the final map is 4×4, so our adaptive average pooling equals the reference ``avg_pool2d(out, 4)``.
 Unlike the reference it also works for 8×8 inputs (1×1 map) and 64×64 inputs; note that PLReMix's Tiny-ImageNet
-model instead keeps ``avg_pool2d(4)`` and flattens a 2×2×512 map into 2048 features (spec §2.1); we always give 512.
+model instead keeps ``avg_pool2d(4)`` and flattens a 2×2×512 map into 2048 features; we always give 512
+(docs/methods/plremix.md, "Deviations and switches", Tiny-ImageNet feature size).
 """
 
 from __future__ import annotations
@@ -86,12 +87,24 @@ class PreActResNet(nn.Module):
             self.in_planes = planes * PreActBlock.expansion
         return nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
+    # stages: stem (conv, BN, ReLU) | layer1 | layer2 | layer3 | layer4
+    num_stages = 5
+
+    def stage(self, i: int, x: torch.Tensor) -> torch.Tensor:
+        """Stage ``i`` (0: the stem, 1-4: ``layer1``-``layer4``) on its input ``x``."""
+        if i == 0:
+            return F.relu(self.bn1(self.conv1(x)))
+        return (self.layer1, self.layer2, self.layer3, self.layer4)[i - 1](x)
+
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
         # Adaptive pooling to 1×1: identical to the reference avg_pool2d(out, 4) on 32×32 inputs (4×4 map),
         # and still valid on 8×8 or 64×64 inputs.
-        return torch.flatten(F.adaptive_avg_pool2d(out, 1), 1)
+        return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for i in range(self.num_stages):
+            x = self.stage(i, x)
+        return self.pool(x)
 
 
 def preact_resnet18(in_channels: int = 3, width: int | None = None) -> PreActResNet:

@@ -92,11 +92,23 @@ class ResNet(nn.Module):
             self.in_planes = planes * block.expansion
         return nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
+    # stages: stem (conv, BN, ReLU) | layer1 | layer2 | layer3 | layer4
+    num_stages = 5
+
+    def stage(self, i: int, x: torch.Tensor) -> torch.Tensor:
+        """Stage ``i`` (0: the stem, 1-4: ``layer1``-``layer4``) on its input ``x``."""
+        if i == 0:
+            return F.relu(self.bn1(self.conv1(x)))
+        return (self.layer1, self.layer2, self.layer3, self.layer4)[i - 1](x)
+
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
         # Global average pooling works for any input size (4×4 map at 32×32, 1×1 at 8×8).
-        return torch.flatten(F.adaptive_avg_pool2d(out, 1), 1)
+        return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for i in range(self.num_stages):
+            x = self.stage(i, x)
+        return self.pool(x)
 
 
 def resnet18(in_channels: int = 3, width: int | None = None) -> ResNet:

@@ -80,11 +80,23 @@ class SmallCNN(nn.Module):
         self.block3 = _block(w2, w3)
         self.feat_dim = w3
 
+    # stages (noisyclr.models.network.Network mixes hidden states between them): block1 | block2, pool | block3, pool
+    num_stages = 3
+
+    def stage(self, i: int, x: torch.Tensor) -> torch.Tensor:
+        """Stage ``i`` (0-based) of the backbone on its input ``x``."""
+        if i == 0:
+            return self.block1(x)
+        return max_pool2x2((self.block2, self.block3)[i - 1](x))
+
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
+        """The last stage's map ``(B, 4w, h, w)`` → ``(B, feat_dim)`` features (global average)."""
+        return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.block1(x)
-        out = max_pool2x2(self.block2(out))
-        out = max_pool2x2(self.block3(out))
-        return torch.flatten(F.adaptive_avg_pool2d(out, 1), 1)
+        for i in range(self.num_stages):
+            x = self.stage(i, x)
+        return self.pool(x)
 
 
 def small_cnn(in_channels: int = 3, width: int | None = None) -> SmallCNN:

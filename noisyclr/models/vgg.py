@@ -41,6 +41,10 @@ class VGG(nn.Module):
                 layers += [nn.Conv2d(channels, out, kernel_size=3, padding=1), nn.BatchNorm2d(out), nn.ReLU(inplace=True)]
                 channels = out
         self.features = nn.Sequential(*layers)
+        # stage k = the layers of features up to and including its k-th max-pool (five stages)
+        ends = [i + 1 for i, m in enumerate(layers) if isinstance(m, nn.MaxPool2d)]
+        self._stage_bounds = tuple(zip([0, *ends[:-1]], ends))
+        self.num_stages = len(self._stage_bounds)
         self.avgpool = nn.AdaptiveAvgPool2d((pool, pool))
         self.feat_dim = channels * pool * pool
         for m in self.modules():
@@ -51,8 +55,20 @@ class VGG(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
+    def stage(self, i: int, x: torch.Tensor) -> torch.Tensor:
+        """Stage ``i`` (0-4): its conv-BN-ReLU layers and the max-pool that ends it."""
+        start, stop = self._stage_bounds[i]
+        for j in range(start, stop):
+            x = self.features[j](x)
+        return x
+
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(self.avgpool(x), 1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.flatten(self.avgpool(self.features(x)), 1)
+        for i in range(self.num_stages):
+            x = self.stage(i, x)
+        return self.pool(x)
 
 
 def vgg19_bn(in_channels: int = 3, width: int | None = None) -> VGG:
