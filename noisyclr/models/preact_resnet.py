@@ -26,6 +26,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .staged import ResNetStages
+
 
 def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
     """3×3 convolution, padding 1, no bias (the BN that follows makes a bias redundant)."""
@@ -60,8 +62,10 @@ class PreActBlock(nn.Module):
         return out + shortcut
 
 
-class PreActResNet(nn.Module):
-    """PreAct ResNet backbone: ``(B, C, H, W)`` images → ``(B, feat_dim)`` pooled features.
+class PreActResNet(ResNetStages):
+    """PreAct ResNet backbone: ``(B, C, H, W)`` images → ``(B, feat_dim)`` pooled features, in the stages of
+    :class:`~noisyclr.models.staged.ResNetStages`. The global average pool equals the reference ``avg_pool2d(out, 4)``
+    on 32×32 inputs (a 4×4 map) and is still valid on 8×8 or 64×64 inputs.
 
     Args:
         num_blocks: blocks per stage (``(2, 2, 2, 2)`` for ResNet-18).
@@ -86,25 +90,6 @@ class PreActResNet(nn.Module):
             layers.append(PreActBlock(self.in_planes, planes, s))
             self.in_planes = planes * PreActBlock.expansion
         return nn.Sequential(*layers)
-
-    # stages: stem (conv, BN, ReLU) | layer1 | layer2 | layer3 | layer4
-    num_stages = 5
-
-    def stage(self, i: int, x: torch.Tensor) -> torch.Tensor:
-        """Stage ``i`` (0: the stem, 1-4: ``layer1``-``layer4``) on its input ``x``."""
-        if i == 0:
-            return F.relu(self.bn1(self.conv1(x)))
-        return (self.layer1, self.layer2, self.layer3, self.layer4)[i - 1](x)
-
-    def pool(self, x: torch.Tensor) -> torch.Tensor:
-        # Adaptive pooling to 1×1: identical to the reference avg_pool2d(out, 4) on 32×32 inputs (4×4 map),
-        # and still valid on 8×8 or 64×64 inputs.
-        return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for i in range(self.num_stages):
-            x = self.stage(i, x)
-        return self.pool(x)
 
 
 def preact_resnet18(in_channels: int = 3, width: int | None = None) -> PreActResNet:

@@ -12,6 +12,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .staged import ResNetStages
+
 
 def _projection(in_planes: int, out_planes: int, stride: int) -> nn.Module:
     """Identity when shapes match, else a 1×1 conv + BN that maps to the block's output shape."""
@@ -64,8 +66,9 @@ class Bottleneck(nn.Module):
         return F.relu(out + self.shortcut(x))
 
 
-class ResNet(nn.Module):
-    """CIFAR-stem ResNet backbone: ``(B, C, H, W)`` → ``(B, feat_dim)``.
+class ResNet(ResNetStages):
+    """CIFAR-stem ResNet backbone: ``(B, C, H, W)`` → ``(B, feat_dim)``, in the stages of
+    :class:`~noisyclr.models.staged.ResNetStages`, globally average-pooled.
 
     Args:
         block: :class:`BasicBlock` or :class:`Bottleneck`.
@@ -91,24 +94,6 @@ class ResNet(nn.Module):
             layers.append(block(self.in_planes, planes, s))
             self.in_planes = planes * block.expansion
         return nn.Sequential(*layers)
-
-    # stages: stem (conv, BN, ReLU) | layer1 | layer2 | layer3 | layer4
-    num_stages = 5
-
-    def stage(self, i: int, x: torch.Tensor) -> torch.Tensor:
-        """Stage ``i`` (0: the stem, 1-4: ``layer1``-``layer4``) on its input ``x``."""
-        if i == 0:
-            return F.relu(self.bn1(self.conv1(x)))
-        return (self.layer1, self.layer2, self.layer3, self.layer4)[i - 1](x)
-
-    def pool(self, x: torch.Tensor) -> torch.Tensor:
-        # Global average pooling works for any input size (4×4 map at 32×32, 1×1 at 8×8).
-        return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for i in range(self.num_stages):
-            x = self.stage(i, x)
-        return self.pool(x)
 
 
 def resnet18(in_channels: int = 3, width: int | None = None) -> ResNet:

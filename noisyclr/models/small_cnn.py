@@ -14,6 +14,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .staged import StagedBackbone
+
 _aten = torch.ops.aten
 
 
@@ -64,7 +66,7 @@ def _block(in_ch: int, out_ch: int) -> nn.Sequential:
     )
 
 
-class SmallCNN(nn.Module):
+class SmallCNN(StagedBackbone):
     """``(B, C, H, W)`` → ``(B, widths[-1])`` features; H, W ≥ 4.
 
     Args:
@@ -89,14 +91,6 @@ class SmallCNN(nn.Module):
             return self.block1(x)
         return max_pool2x2((self.block2, self.block3)[i - 1](x))
 
-    def pool(self, x: torch.Tensor) -> torch.Tensor:
-        """The last stage's map ``(B, 4w, h, w)`` → ``(B, feat_dim)`` features (global average)."""
-        return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for i in range(self.num_stages):
-            x = self.stage(i, x)
-        return self.pool(x)
 
 
 def small_cnn(in_channels: int = 3, width: int | None = None) -> SmallCNN:

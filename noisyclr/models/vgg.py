@@ -16,11 +16,13 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from .staged import StagedBackbone
+
 # torchvision's cfg 'E' in units of the first stage's width (64): 'M' is a 2x2 max-pool
 _CFG_E = (1, 1, "M", 2, 2, "M", 4, 4, 4, 4, "M", 8, 8, 8, 8, "M", 8, 8, 8, 8, "M")
 
 
-class VGG(nn.Module):
+class VGG(StagedBackbone):
     """``(B, C, H, W)`` → ``(B, 8·width·7·7)`` features (25,088 at the standard width 64); H, W ≥ 32.
 
     Args:
@@ -64,11 +66,6 @@ class VGG(nn.Module):
 
     def pool(self, x: torch.Tensor) -> torch.Tensor:
         return torch.flatten(self.avgpool(x), 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for i in range(self.num_stages):
-            x = self.stage(i, x)
-        return self.pool(x)
 
 
 def vgg19_bn(in_channels: int = 3, width: int | None = None) -> VGG:
