@@ -3,7 +3,10 @@
 A method owns its networks, optimisers and per-run state (GMM history, prototypes, thresholds...). The engine
 owns everything else: data, epochs, evaluation, checkpoints and logs. Per epoch the engine calls
 :meth:`Method.train_epoch`; a method composes its warm-up, selection and training steps inside it from the pure
-functions in ``noisyclr.losses`` and ``noisyclr.selection``.
+functions in ``noisyclr.losses`` and ``noisyclr.selection``. A step is a function from a :class:`noisyclr.loop.Step`
+(a batch, or a labeled and an unlabeled batch) to a loss; :func:`noisyclr.loop.run_epoch` walks a plan of batches
+with it (batching, the generator, progress, the optimiser step and the accounting live there, never in a method).
+Views are declared by name (``{"weak": "weak"}``) and read from a batch by name (``batch["weak"]``).
 """
 
 from __future__ import annotations
