@@ -251,10 +251,16 @@ def test_read_only_file_system(tmp_path, capsys, finished):
 # ------------------------------------------------------------------------------------------------- processes
 
 
+def _default_sigint():
+    # a suite started as a background job (`make test &`, nohup) inherits SIGINT ignored, and so would the run:
+    # Python turns SIGINT into KeyboardInterrupt only when it starts with the default disposition
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(args, **kw):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen([sys.executable, "-m", "noisyclr", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, **kw)
+                            stderr=subprocess.PIPE, text=True, env=env, preexec_fn=_default_sigint, **kw)
 
 
 def _wait_for(pred, proc, timeout=120):
