@@ -111,8 +111,8 @@ def measure(preset: str, overrides: list[str], full_size: int, profile: bool) ->
     semi, t_semi = timed(lambda: method.train_semi(0, 1, peer_prob, epoch), device)
     oversample = getattr(cfg.method, "oversample", False)
     drop_last = getattr(cfg.method, "drop_last", False)
-    labeled_n = int(method.labeled_mask(peer_prob).sum())
-    semi_steps = n // bs + 1 if oversample else ctx.train.num_batches(bs, labeled_n, drop_last=drop_last)
+    # the steps of the plan train_semi just walked (the loop's own count, oversampled or one labeled pass)
+    semi_steps = len(method.semi_plan(*method.split(peer_prob), ctx.views(method.semi_views)))
     ms_step = 1000 * t_semi / max(semi_steps, 1)
 
     if profile:

@@ -536,8 +536,7 @@ def migrate_renamed(raw: dict) -> dict:
     for old, (new, _) in RENAMED.items():
         (sec, key), (new_sec, new_key) = old.split("."), new.split(".")
         if isinstance(raw.get(sec), dict) and key in raw[sec]:
-            section = dict(raw[sec])
-            value = section.pop(key)
-            raw[sec] = section
-            raw[new_sec] = {**(raw.get(new_sec) or {}), new_key: value} if new_sec != sec else {**section, new_key: value}
+            value = raw[sec][key]
+            raw[sec] = {k: v for k, v in raw[sec].items() if k != key}
+            raw[new_sec] = {**(raw.get(new_sec) or {}), new_key: value}
     return raw

@@ -184,11 +184,10 @@ class DivideMix(Method):
         num_iter = len(labeled) // self.cfg.train.batch_size + 1  # the reference's ramp-up denominator
         self.nets[k].train()
         self.nets[peer].eval()
-        w = prob  # the peer's clean probability of every sample: the refinement weights, gathered per batch
 
-        def step(s):
-            return self.semi_loss(k, peer, s.x, s.u, w.index_select(0, s.x.indices), epoch + s.batch_idx / num_iter,
-                                  epoch)
+        def step(s):  # prob: the peer's clean probability of every sample, gathered per batch as the x weights
+            return self.semi_loss(k, peer, s.x, s.u, prob.index_select(0, s.x.indices),
+                                  epoch + s.batch_idx / num_iter, epoch)
 
         plan = self.semi_plan(labeled, unlabeled, ctx.views(self.semi_views))
         return run_epoch(ctx, plan, step, self.optimizers[k], epoch=epoch, desc=f"net{k + 1} ep{epoch + 1}")

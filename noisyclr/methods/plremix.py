@@ -38,6 +38,11 @@ from ..method_configs import PLReMixConfig
 from .dividemix import DivideMix
 
 
+def unit_projection(net, x: torch.Tensor) -> torch.Tensor:
+    """z = P(h)/‖P(h)‖: the L2-normalised float32 projection ``(B, proj_dim)`` of images ``x`` by ``net``."""
+    return F.normalize(net(x, heads=("proj",)).proj.float(), dim=1)
+
+
 class PLReMix(DivideMix):
     Config = PLReMixConfig
 
@@ -66,7 +71,7 @@ class PLReMix(DivideMix):
 
     def embed(self, k: int, x: torch.Tensor) -> torch.Tensor:
         """L2-normalised projection ``z`` of images ``x`` by net ``k``."""
-        return F.normalize(self.forwards[k](x, heads=("proj",)).proj.float(), dim=1)
+        return unit_projection(self.forwards[k], x)
 
     # ---------------------------------------------------------------------------------------------- warm-up
     def warmup_loss(self, k: int, batch) -> torch.Tensor:
@@ -91,7 +96,7 @@ class PLReMix(DivideMix):
         """P_c = normalize(mean of eval-pass embeddings with noisy label c), for both nets (plremix.md, "Prototypes and
         self-adaptive selection")."""
         ctx = self.ctx
-        zs = ctx.eval_pass(self.nets, ctx.train, forward=lambda net, x: F.normalize(net(x, heads=("proj",)).proj.float(), dim=1))
+        zs = ctx.eval_pass(self.nets, ctx.train, forward=unit_projection)
         self.prototypes = [ctx.dist.broadcast_(init_prototypes(z, ctx.train.labels, ctx.num_classes)) for z in zs]
 
     # ---------------------------------------------------------------------------------------------- division
