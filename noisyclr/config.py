@@ -36,6 +36,9 @@ class DatasetConfig:
     cache_dir: str | None = None
     # Source-specific options (e.g. synthetic: num_classes, image_size, train_size; folder: image_size).
     options: dict = field(default_factory=dict)
+    # Train and test on these classes of the source only, relabelled 0..k-1 in the order given (before any noise);
+    # the others can be the OOD pool (noise.ood_source=classes). null = all classes.
+    classes: list[int] | None = None
     # Per-channel normalisation in [0, 1] units; null = the source's default (published constants or data stats).
     mean: list[float] | None = None
     std: list[float] | None = None
@@ -62,6 +65,7 @@ class DatasetConfig:
         "std": ("(0, inf)", "[0.247,0.243,0.261]"),
         "train_limit": ("[1, inf)", "5000"),
         "test_limit": ("[1, inf)", "1000"),
+        "classes": ("[0, inf)", "[0,1,2,3,4]"),
         "clean_holdout": "[0, inf)",
         "resident_limit_gb": "(0, inf)",
         "stream_workers": ("[0, inf)", "4"),
@@ -79,8 +83,60 @@ class NoiseConfig:
     file: str | None = None  # JSON list in dataset order, or CSV path,label
     column: str | None = None  # CSV label column (e.g. CIFAR-10N 'worst')
     order_file: str | None = None  # CSV path,index mapping a JSON list in original order onto folder paths
+    # Out-of-distribution label noise (docs/data.md, "Out-of-distribution label noise"): int(ood_rate * N) training
+    # slots get an image of no training class and keep their label; the ID noise above then selects each other slot
+    # with probability rate / (1 - ood_rate), so about rate * N overall (Manifold DivideMix's composition).
+    ood_rate: float = 0.0
+    # where the OOD images come from: classes (the source's training images of the classes dataset.classes leaves
+    # out), folder (every image under ood_root, e.g. Places365), imagenet32 (ood_root holds train_data_batch_1..10),
+    # or the name of a dataset source (its train split; ood_root and ood_options as dataset.root / dataset.options)
+    ood_source: str | None = None
+    ood_root: str | None = None
+    ood_options: dict = field(default_factory=dict)
+    ood_classes: list[int] | None = None  # classes / a dataset source: only these classes of the pool (null = all)
 
-    RANGES = {"rate": "[0, 1]", "seed": "[0, 4294967295]"}
+    RANGES = {"rate": "[0, 1]", "seed": "[0, 4294967295]", "ood_rate": "[0, 1)",
+              "ood_classes": ("[0, inf)", "[5,6,7,8,9]")}
+
+
+def check_noise_keys(noise: NoiseConfig, dataset: DatasetConfig) -> None:
+    """The cross-key checks of the noise section and dataset.classes (one-line UserErrors)."""
+    from .data.ood import OOD_POOLS  # torch-free (NumPy, Pillow)
+
+    if dataset.classes is not None:
+        if len(dataset.classes) < 2 or len(set(dataset.classes)) != len(dataset.classes):
+            raise UserError(f"dataset.classes must list at least 2 different classes, got {dataset.classes}; "
+                            "e.g. dataset.classes=[0,1,2,3,4]")
+    if noise.ood_rate == 0:
+        return
+    if noise.ood_source is None:
+        raise UserError(f"noise.ood_rate={noise.ood_rate:g} needs noise.ood_source (where the OOD images come from: "
+                        f"{', '.join(OOD_POOLS)} or a dataset name), e.g. noise.ood_source=classes")
+    if noise.kind in ("sym", "asym") and noise.rate + noise.ood_rate > 1 + 1e-12:
+        raise UserError(f"noise.rate + noise.ood_rate must be at most 1 (the ID noise selects rate / (1 - ood_rate) "
+                        f"of the other slots), got {noise.rate:g} + {noise.ood_rate:g}; lower one of them")
+    if dataset.stream == "on":
+        raise UserError("noise.ood_rate replaces training images in memory, which a streamed run does not hold; "
+                        "set dataset.stream=off")
+    source = noise.ood_source
+    if source == "classes":
+        if dataset.classes is None:
+            raise UserError("noise.ood_source=classes draws OOD images from the classes dataset.classes leaves out; "
+                            "set dataset.classes, e.g. dataset.classes=[0,1,2,3,4]")
+        shared = sorted(set(noise.ood_classes or ()) & set(dataset.classes))
+        if shared:
+            raise UserError(f"noise.ood_classes and dataset.classes share class {shared[0]}; an OOD image must come "
+                            "from a class that is not trained on")
+    elif source == dataset.name and source not in OOD_POOLS:  # the folder pool is not the folder source
+        raise UserError(f"noise.ood_source={source} is the training dataset itself; use noise.ood_source=classes "
+                        "with dataset.classes to draw OOD images from its other classes")
+    if source in ("folder", "imagenet32") and noise.ood_root is None:
+        raise UserError(f"noise.ood_source={source} needs noise.ood_root=PATH (the folder of the OOD images)")
+    if source in OOD_POOLS and noise.ood_options:
+        raise UserError(f"noise.ood_options applies to a dataset source, not noise.ood_source={source}; drop it")
+    if source in ("folder", "imagenet32") and noise.ood_classes is not None:
+        raise UserError(f"noise.ood_classes applies to classes or a dataset source, not noise.ood_source={source}; "
+                        "drop it")
 
 
 @dataclass
@@ -478,6 +534,7 @@ def validate(cfg: Config) -> None:
     # (single-key ranges are checked as each section is built: check_ranges)
     if cfg.noise.kind in ("file", "human") and not cfg.noise.file:
         raise UserError(f"noise.kind={cfg.noise.kind} needs noise.file=PATH (a JSON list or a CSV path,label)")
+    check_noise_keys(cfg.noise, cfg.dataset)
     if cfg.train.schedule == "multistep" and not cfg.train.milestones:
         raise UserError("train.schedule=multistep needs train.milestones=[...] (epochs at which lr is multiplied by gamma)")
     if cfg.train.schedule == "step" and cfg.train.step_size < 1:
@@ -500,6 +557,10 @@ def check_paths(cfg: Config) -> None:
     for key, value in (("noise.file", cfg.noise.file), ("noise.order_file", cfg.noise.order_file)):
         if value is not None and cfg.noise.kind in ("file", "human") and not Path(value).expanduser().is_file():
             raise UserError(f"{key} {value} does not exist or is not a file; give the path of the noisy-label file")
+    if cfg.noise.ood_rate > 0:
+        from .data.ood import check_ood_source
+
+        check_ood_source(cfg.noise.ood_source, cfg.noise.ood_root, cfg.noise.ood_options)
     if cfg.model.init is not None and not Path(cfg.model.init).expanduser().exists():
         raise UserError(f"model.init {cfg.model.init} does not exist; give an encoder.pt (noisyclr pretrain), its run "
                         "folder, or a run's checkpoint.pt")

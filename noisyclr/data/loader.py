@@ -111,7 +111,8 @@ class Shard:
 
 
 class DeviceData:
-    """One split held on ``device``: images ``(N, C, H, W)`` uint8, labels and (when known) true labels."""
+    """One split held on ``device``: images ``(N, C, H, W)`` uint8, labels, (when known) true labels, and (with
+    OOD label noise) which rows are out of distribution."""
 
     def __init__(self, table: ImageTable, device: torch.device | str):
         self.device = torch.device(device)
@@ -121,6 +122,9 @@ class DeviceData:
         self.true_labels = (
             None if table.true_labels is None else torch.as_tensor(table.true_labels, dtype=torch.long, device=self.device)
         )
+        # bool (N,): rows whose image is out of distribution (noise.ood_rate), to score OOD detection; None: no OOD
+        self.is_ood = None if table.is_ood is None else torch.as_tensor(table.is_ood, dtype=torch.bool,
+                                                                         device=self.device)
         self.num_classes = table.num_classes
         self.shard: Shard | None = None  # set under torchrun: batches then hold this rank's rows only
 

@@ -11,6 +11,8 @@ Conventions (docs/data.md, "Synthetic label noise"):
 * The other asymmetric kinds (CIFAR-100 next-in-block / superclass, pair flip) draw every sample from a row of a
   transition matrix with ``np.random.RandomState(seed).multinomial`` (co-teaching's ``multiclass_noisify``).
 * Noise files are JSON lists of labels in dataset order, or CSVs with a ``path`` column and a label column.
+
+OOD label noise (images of no class, ``noise.ood_rate``) composes with these in :mod:`noisyclr.data.ood`.
 """
 
 from __future__ import annotations
@@ -459,10 +461,39 @@ def convert_noise_to_csv(noise_json, order_file, out_csv, *, overwrite: bool = F
 # table-level entry point
 
 
-def apply_noise(table: ImageTable, *, kind: str, rate: float, seed: int, dataset_name: str,
-                exclude_true: bool = False, asym_map: str | None = None, file=None, column: str | None = None,
-                order_file=None) -> ImageTable:
-    """A copy of ``table`` whose ``labels`` carry the requested noise.
+def noisy_labels(labels, true_labels, class_names, *, kind: str, rate: float, seed: int, dataset_name: str,
+                 exclude_true: bool = False, asym_map: str | None = None, file=None, column: str | None = None,
+                 order_file=None, paths: list[str] | None = None) -> np.ndarray:
+    """The ``(N,)`` int64 labels :func:`apply_noise` gives rows with these ``labels`` / ``true_labels``
+    (``(N,)``; ``true_labels`` ``None`` when unknown), ``class_names`` and (file-based sources) ``paths``.
+
+    No images are needed, so a streamed listing and a subset of rows (the non-OOD slots of
+    :func:`noisyclr.data.ood.apply_ood_noise`) get their labels without copying any.
+    """
+    if kind not in NOISE_KINDS:
+        raise UserError(f"unknown noise.kind '{kind}'; use one of {', '.join(NOISE_KINDS)}")
+    rate = _check_rate(rate)
+    labels = np.asarray(labels, dtype=np.int64)
+    base = labels if true_labels is None else np.asarray(true_labels, dtype=np.int64)
+    C = len(class_names)
+    if kind == "none":
+        return labels.copy()
+    if kind == "sym":
+        return (sym_noise_exclusive if exclude_true else sym_noise_dividemix)(base, rate, C, seed)
+    if kind == "asym":
+        return asym_noise(base, rate, C, seed, asym_mapping_for(dataset_name, class_names, asym_map))
+    if not file:
+        raise UserError(f"noise.kind={kind} needs noise.file=PATH (a JSON list or a CSV path,label)")
+    if kind == "human" and not column:
+        raise UserError("noise.kind=human needs noise.column=NAME, e.g. noise.column=worst for CIFAR-10N")
+    return load_noise_file(file, num_samples=len(labels), num_classes=C, paths=paths, column=column,
+                           order_file=order_file)
+
+
+def apply_noise(table: ImageTable, **noise) -> ImageTable:
+    """A copy of ``table`` whose ``labels`` carry the requested noise (keywords of :func:`noisy_labels`:
+    ``kind``, ``rate``, ``seed``, ``dataset_name``, ``exclude_true``, ``asym_map``, ``file``, ``column``,
+    ``order_file``).
 
     Kinds: ``none`` (unchanged), ``sym`` (:func:`sym_noise_dividemix`, or :func:`sym_noise_exclusive` with
     ``exclude_true``), ``asym`` (mapping from :func:`asym_mapping_for`), ``file`` (:func:`load_noise_file`) and
@@ -470,38 +501,25 @@ def apply_noise(table: ImageTable, *, kind: str, rate: float, seed: int, dataset
 
     ``true_labels`` of the result are the source's clean labels. A source whose own labels are already noisy has
     ``true_labels=None``: synthetic noise is then added on top of its labels and ``true_labels`` stays ``None``
-    (the clean labels are unknown either way).
+    (the clean labels are unknown either way). ``is_ood`` is carried over.
     """
-    if kind not in NOISE_KINDS:
-        raise UserError(f"unknown noise.kind '{kind}'; use one of {', '.join(NOISE_KINDS)}")
-    rate = _check_rate(rate)
     clean = table.true_labels
-    base = table.labels if clean is None else clean
-    C = table.num_classes
-    if kind == "none":
-        noisy = table.labels.copy()
-    elif kind == "sym":
-        noisy = (sym_noise_exclusive if exclude_true else sym_noise_dividemix)(base, rate, C, seed)
-    elif kind == "asym":
-        noisy = asym_noise(base, rate, C, seed, asym_mapping_for(dataset_name, table.class_names, asym_map))
-    else:
-        if not file:
-            raise UserError(f"noise.kind={kind} needs noise.file=PATH (a JSON list or a CSV path,label)")
-        if kind == "human" and not column:
-            raise UserError("noise.kind=human needs noise.column=NAME, e.g. noise.column=worst for CIFAR-10N")
-        noisy = load_noise_file(file, num_samples=len(table), num_classes=C, paths=table.paths, column=column,
-                                order_file=order_file)
+    noisy = noisy_labels(table.labels, clean, table.class_names, paths=table.paths, **noise)
     return ImageTable(
         images=table.images,
         labels=noisy,
         true_labels=None if clean is None else clean.copy(),
         class_names=list(table.class_names),
         paths=None if table.paths is None else list(table.paths),
+        is_ood=None if table.is_ood is None else table.is_ood.copy(),
     )
 
 
 def noise_rate(table: ImageTable) -> float | None:
-    """Fraction of ``labels`` that differ from ``true_labels`` (``None`` when the clean labels are unknown)."""
+    """Fraction of ``labels`` that differ from ``true_labels`` (``None`` when the clean labels are unknown).
+
+    An OOD row (true label -1, docs/data.md "Out-of-distribution label noise") always counts as noisy.
+    """
     if table.true_labels is None or len(table) == 0:
         return None
     return float(np.mean(table.labels != table.true_labels))
@@ -510,7 +528,7 @@ def noise_rate(table: ImageTable) -> float | None:
 __all__ = [
     "ASYM_MAPS", "CIFAR100_FINE_TO_COARSE", "CIFAR10_ASYM_TRANSITION", "CIFAR10_CLASSES", "NOISE_KINDS",
     "apply_noise", "asym_mapping_for", "asym_noise", "asym_noise_cifar10", "convert_noise_to_csv",
-    "load_noise_file", "noise_rate", "noisify_with_transition", "sym_noise_dividemix", "sym_noise_exclusive",
-    "transition_matrix",
+    "load_noise_file", "noise_rate", "noisify_with_transition", "noisy_labels", "sym_noise_dividemix",
+    "sym_noise_exclusive", "transition_matrix",
 ]
 

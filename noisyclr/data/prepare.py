@@ -1,8 +1,9 @@
-"""From config to the two tables a run trains and tests on: load the source, inject noise, subset, save labels.
+"""From config to the two tables a run trains and tests on: load the source, keep its ``dataset.classes``, inject
+noise (OOD images, then label noise), subset, save labels.
 
 A streamed run (``dataset.stream``) gets :class:`~noisyclr.data.table.FileTable` listings instead of decoded
-tables; noise, the clean holdout, the limits and ``train_labels.csv`` only need labels and paths, so they are
-the same in both modes.
+tables; label noise, the class subset, the clean holdout, the limits and ``train_labels.csv`` only need labels and
+paths, so they are the same in both modes. OOD noise replaces decoded images, so it needs a resident table.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ class PreparedData:
 
     @property
     def actual_noise_rate(self) -> float | None:
-        """Fraction of training labels that differ from the true ones (None when truth is unknown)."""
+        """Fraction of training labels that differ from the true ones (None when truth is unknown); an OOD row
+        (true label -1) always counts."""
         t = self.train
         return None if t.true_labels is None else float((t.labels != t.true_labels).mean())
 
@@ -62,6 +64,7 @@ def split_clean_holdout(table, size: int, seed: int) -> tuple:
     first (so reference noise files indexed over all N images still apply) and the held-out rows then get their true
     labels back: the rest carries exactly the labels it would have had, and the held-out rows are clean. Both keep
     dataset order. Needs known clean labels. ``table`` is an :class:`ImageTable` or a :class:`FileTable`.
+    OOD rows (``table.is_ood``) are never held out: their image belongs to no class.
     """
     if table.true_labels is None:
         raise UserError(
@@ -73,10 +76,15 @@ def split_clean_holdout(table, size: int, seed: int) -> tuple:
             f"dataset.clean_holdout={size} must be between 1 and {len(table) - 2} (the training set has {len(table)} "
             "images); e.g. 1000 for CIFAR, 100 for digits"
         )
-    hold = stratified_subset(table.true_labels, size, seed)
+    candidates = np.arange(len(table)) if table.is_ood is None else np.flatnonzero(~table.is_ood)
+    if size >= len(candidates) - 1:
+        raise UserError(f"dataset.clean_holdout={size} must be less than the {len(candidates) - 1} in-distribution "
+                        "training images (OOD rows are never held out); lower it")
+    hold = candidates[stratified_subset(table.true_labels[candidates], size, seed)]
     rest = np.setdiff1d(np.arange(len(table)), hold)
     held = table.subset(hold)
     held.labels = held.true_labels.copy()
+    held.is_ood = None  # no OOD row is held out
     return table.subset(rest), held
 
 
@@ -111,34 +119,46 @@ def load_splits(cfg: Config) -> DatasetSplits:
 
 def _apply_noise(table, **kwargs):
     """:func:`~noisyclr.data.noise.apply_noise` for an :class:`ImageTable` or a :class:`FileTable`."""
-    from .noise import apply_noise
+    from .noise import apply_noise, noisy_labels
 
     if not isinstance(table, FileTable):
         return apply_noise(table, **kwargs)
-    # apply_noise reads labels, class names and paths only; a zero-stride placeholder stands in for the images
-    placeholder = np.broadcast_to(np.zeros((1, 1, 1, 1), np.uint8), (len(table), 1, 1, 1))
-    proxy = ImageTable(placeholder, table.labels, table.true_labels, table.class_names, paths=table.paths)
-    return table.with_labels(apply_noise(proxy, **kwargs).labels)
+    return table.with_labels(noisy_labels(table.labels, table.true_labels, table.class_names, paths=table.paths,
+                                          **kwargs))
+
+
+def _inject_noise(cfg: Config, splits: DatasetSplits, train):
+    """``train`` with ``cfg.noise``: OOD images then ID label noise when ``noise.ood_rate`` > 0 (drawn from the pool
+    ``noise.ood_source``; ``splits.train`` is the whole source for ``classes``), label noise alone otherwise."""
+    d, n = cfg.dataset, cfg.noise
+    label_noise = dict(kind=n.kind, rate=n.rate, seed=n.seed, dataset_name=d.name, exclude_true=n.exclude_true,
+                       asym_map=n.asym_map, file=n.file, column=n.column, order_file=n.order_file)
+    if not n.ood_rate:
+        return _apply_noise(train, **label_noise)
+    if isinstance(train, FileTable):
+        raise UserError(
+            f"noise.ood_rate replaces training images in memory, but dataset {d.name} streams from disk (its "
+            f"decoded splits exceed dataset.resident_limit_gb={d.resident_limit_gb:g}); set dataset.stream=off"
+        )
+    from .ood import apply_ood_noise, load_ood_pool
+
+    pool = load_ood_pool(n.ood_source, root=n.ood_root, options=n.ood_options, classes=n.ood_classes,
+                         kept=d.classes, source_train=splits.train, cache_dir=d.cache_dir, dataset_name=d.name)
+    return apply_ood_noise(train, pool, ood_rate=n.ood_rate, **label_noise)
 
 
 def prepare_data(cfg: Config) -> PreparedData:
-    """Load (or, when streaming, list) ``cfg.dataset``, inject ``cfg.noise`` into the training labels, hold out
-    clean rows, apply the limits."""
-    d, n = cfg.dataset, cfg.noise
+    """Load (or, when streaming, list) ``cfg.dataset``, keep ``dataset.classes``, inject ``cfg.noise`` into the
+    training split, hold out clean rows, apply the limits."""
+    d = cfg.dataset
     splits = load_splits(cfg)
-    train = _apply_noise(
-        splits.train,
-        kind=n.kind,
-        rate=n.rate,
-        seed=n.seed,
-        dataset_name=d.name,
-        exclude_true=n.exclude_true,
-        asym_map=n.asym_map,
-        file=n.file,
-        column=n.column,
-        order_file=n.order_file,
-    )
-    test = splits.test
+    train, test = splits.train, splits.test
+    if d.classes is not None:
+        # before the noise: a noise file for a class subset lists the subset's rows
+        from .ood import keep_classes
+
+        train, test = keep_classes(train, d.classes, d.name), keep_classes(test, d.classes, d.name)
+    train = _inject_noise(cfg, splits, train)
     holdout = None
     if d.clean_holdout:
         train, holdout = split_clean_holdout(train, d.clean_holdout, cfg.train.seed)
@@ -170,13 +190,21 @@ def prepare_data(cfg: Config) -> PreparedData:
 
 
 def labels_csv_text(table: ImageTable | FileTable) -> str:
-    """The training labels as CSV: ``index,given_label,true_label[,path]`` (true_label empty when unknown)."""
+    """The training labels as CSV: ``index,given_label,true_label[,is_ood][,path]``.
+
+    ``true_label`` is empty when unknown and -1 on an OOD row; ``is_ood`` (1 on a row whose image is out of
+    distribution, else 0) is there only with OOD noise, so the file of a run without it is as it always was.
+    """
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    header = ["index", "given_label", "true_label"] + (["path"] if table.paths else [])
+    ood = table.is_ood
+    header = ["index", "given_label", "true_label"] + (["is_ood"] if ood is not None else []) + \
+        (["path"] if table.paths else [])
     writer.writerow(header)
     for i, given in enumerate(table.labels.tolist()):
         row = [i, given, "" if table.true_labels is None else int(table.true_labels[i])]
+        if ood is not None:
+            row.append(int(ood[i]))
         if table.paths:
             row.append(table.paths[i])
         writer.writerow(row)
@@ -193,8 +221,19 @@ def save_labels(table: ImageTable | FileTable, out_dir: Path) -> None:
 def check_saved_labels(table: ImageTable | FileTable, out_dir: Path) -> None:
     """On resume: the regenerated labels must equal the saved ones, or the data changed under the run."""
     path = Path(out_dir) / LABELS_FILE
-    if path.exists() and path.read_text() != labels_csv_text(table):
+    if not path.exists():
+        return
+    saved, now = path.read_text(), labels_csv_text(table)
+    if saved == now:
+        return
+    had_ood, has_ood = "is_ood" in saved.partition("\n")[0].split(","), table.is_ood is not None
+    if had_ood != has_ood:
         raise UserError(
-            f"the training labels regenerated for {out_dir} differ from its {LABELS_FILE}: the dataset or noise "
-            "file changed since the run started; restore them or start a new run with --out"
+            f"{out_dir} was started {'with' if had_ood else 'without'} OOD noise ({LABELS_FILE} "
+            f"{'has' if had_ood else 'has no'} is_ood column) but noise.ood_rate is now "
+            f"{'0' if had_ood else 'set'}; resume with the run's own config, or start a new run with --out"
         )
+    raise UserError(
+        f"the training labels regenerated for {out_dir} differ from its {LABELS_FILE}: the dataset or noise "
+        "file changed since the run started; restore them or start a new run with --out"
+    )

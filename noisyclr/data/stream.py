@@ -98,6 +98,7 @@ class StreamingData:
         self.true_labels = (
             None if table.true_labels is None else torch.as_tensor(table.true_labels, dtype=torch.long, device=self.device)
         )
+        self.is_ood = None  # OOD label noise replaces images in memory: refused for streamed runs (config)
         self.num_classes = table.num_classes
         self.shard: Shard | None = None  # set under torchrun: batches then hold this rank's rows only
         self.workers = default_workers() if table.workers is None else int(table.workers)

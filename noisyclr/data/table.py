@@ -11,12 +11,20 @@ import numpy as np
 class _LabelledRows:
     """What both tables share: int64 labels (and true labels), a length and a class count."""
 
+    # which rows hold an out-of-distribution image (noise.ood_rate); None: no OOD noise. A streamed FileTable never
+    # has any (OOD images replace decoded ones in memory), an ImageTable has it as a field.
+    is_ood: np.ndarray | None = None
+
     def _normalise_labels(self, rows: int, what: str) -> None:
         self.labels = np.asarray(self.labels, dtype=np.int64)
         if self.true_labels is not None:
             self.true_labels = np.asarray(self.true_labels, dtype=np.int64)
         if len(self.labels) != rows:
             raise ValueError(f"{rows} {what} but {len(self.labels)} labels")
+        if self.is_ood is not None:
+            self.is_ood = np.asarray(self.is_ood, dtype=bool)
+            if len(self.is_ood) != rows:
+                raise ValueError(f"{rows} {what} but {len(self.is_ood)} is_ood flags")
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -37,6 +45,8 @@ class ImageTable(_LabelledRows):
         class_names: ``C`` names; label ``k`` means ``class_names[k]``.
         paths: for file-based sources, the path of each image relative to the dataset root (dataset order),
             used to match CSV noise files; ``None`` otherwise.
+        is_ood: ``(N,)`` bool, True where OOD label noise put an image of no class in the row (its label is the
+            row's, its true label -1; docs/data.md, "Out-of-distribution label noise"); ``None``: no OOD noise.
     """
 
     images: np.ndarray
@@ -44,6 +54,7 @@ class ImageTable(_LabelledRows):
     true_labels: np.ndarray | None
     class_names: list[str]
     paths: list[str] | None = None
+    is_ood: np.ndarray | None = None
 
     def __post_init__(self):
         if self.images.dtype != np.uint8 or self.images.ndim != 4:
@@ -64,6 +75,7 @@ class ImageTable(_LabelledRows):
             true_labels=None if self.true_labels is None else self.true_labels[index],
             class_names=list(self.class_names),
             paths=None if self.paths is None else [self.paths[i] for i in index],
+            is_ood=None if self.is_ood is None else self.is_ood[index],
         )
 
 
