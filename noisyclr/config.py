@@ -179,6 +179,8 @@ class TrainConfig:
     eta_min: float = 0.0  # cosine floor (torch CosineAnnealingLR eta_min; BPT-PLR 2e-4)
     cosine_per_step: bool = False
     lr_warmup_epochs: float = 0.0  # linear learning-rate ramp (fractional epochs allowed); not method.warmup_epochs
+    cosine_after_warmup: bool = False  # cosine position counted from the end of lr_warmup_epochs (TCL)
+    lr_reference_batch: int | None = None  # lr and eta_min are per this batch: scaled by batch_size / it (TCL: 256)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
     precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; bf16/fp16 meant for CUDA)
@@ -202,6 +204,7 @@ class TrainConfig:
         "cosine_tmax": ("[1, inf)", "300"),
         "eta_min": "[0, inf)",
         "lr_warmup_epochs": "[0, inf)",
+        "lr_reference_batch": ("[1, inf)", "256"),
         "seed": "[0, 4294967295]",  # NumPy's seed range
         "eval_batch_size": "[1, inf)",
         "threads": ("[1, 1024]", "1"),
@@ -244,7 +247,7 @@ _CHOICES = {
 
 # The names of noisyclr.models.BACKBONES (a torch module), so that a typo is answered before torch is imported;
 # tests/test_hardening.py checks the two agree.
-BACKBONE_NAMES = ("preact_resnet18", "resnet18", "resnet34", "resnet50", "small_cnn", "vgg19_bn")
+BACKBONE_NAMES = ("preact_resnet18", "preact_resnet18_bn", "resnet18", "resnet34", "resnet50", "small_cnn", "vgg19_bn")
 _CHOICES["model.backbone"] = BACKBONE_NAMES
 
 

@@ -102,9 +102,12 @@ class RunContext:
 
     # ---------------------------------------------------------------------------------------------- networks
     def build_network(
-        self, *, proj_dim: int | None = None, proj_hidden: int | None = None, proj_bn: bool = True
+        self, *, proj_dim: int | None = None, proj_hidden: int | None = None, proj_bn: bool = True, **heads
     ) -> nn.Module:
         """The configured backbone + classifier (+ projector), on the device, in the run's memory format.
+
+        ``heads``: a method's own head options (``classifier``, ``dropout``, ``proj_out_bn`` of
+        :class:`noisyclr.models.network.Network`).
 
         With ``model.init`` the backbone is loaded from the pretrained encoder, the projector (if any) keeps its
         fresh initialisation and the classifier is zero-initialised (:func:`noisyclr.models.init.load_encoder`).
@@ -121,6 +124,7 @@ class RunContext:
             proj_hidden=proj_hidden if proj_hidden is not None else m.proj_hidden,
             proj_bn=proj_bn,
             width=m.width,
+            **heads,
         )
         if m.init:
             from .models.init import load_encoder

@@ -348,7 +348,8 @@ def evaluate_method(method, ctx: RunContext) -> dict:
     """Test accuracy of the ensemble (summed logits) and, for several nets, of each net.
 
     A method with its own notion of test accuracy (e.g. k-NN accuracy of a self-supervised encoder) defines
-    ``evaluate() -> dict`` holding at least ``test_acc``; it is used instead.
+    ``evaluate() -> dict`` holding at least ``test_acc``; it is used instead. A method that only adds monitors
+    (TCL's k-NN accuracy of the projections) defines ``evaluate_extra() -> dict``, merged into the row.
     """
     custom = getattr(method, "evaluate", None)
     if custom is not None:
@@ -362,6 +363,9 @@ def evaluate_method(method, ctx: RunContext) -> dict:
             out[f"test_acc_net{i}"] = accuracy(lg.argmax(1), labels)
     if ctx.holdout is not None:  # dataset.clean_holdout: accuracy on the clean held-out split, for model selection
         out["val_acc"] = accuracy(sum(ctx.eval_logits(nets, ctx.holdout)).argmax(1), ctx.holdout.labels)
+    extra = getattr(method, "evaluate_extra", None)
+    if extra is not None:
+        out.update(extra())
     return out
 
 

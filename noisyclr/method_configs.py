@@ -211,6 +211,62 @@ class SimCLRConfig(MethodConfig):
             raise UserError("method simclr pretrains from scratch; remove model.init (it is for fine-tuning)")
 
 
+@dataclass
+class TCLConfig(MethodConfig):
+    warmup_epochs: int = 20  # noisy-label supervision while epoch < warmup_epochs, epochs counted from 1 (19 at 20)
+    feat_dim: int = 256  # projector output d
+    temperature: float = 0.25  # NT-Xent and alignment τ
+    gmm_temperature: float | None = None  # τ of the component posterior γ (null = temperature, as TCL)
+    sep_gmm: bool = False  # one 2-component GMM per noisy class (TCL CIFAR-100 90%) instead of one global GMM
+    scale1: float | None = None  # s1 of the strong-view targets (null = ρ̂, re-estimated every epoch)
+    scale2: float | None = None  # s2 of the mixed targets (null = ρ̂; 1.0 in TCL's CIFAR-100 90% config)
+    mixup_alpha: float = 1.0  # Beta(α, α), λ = max(λ, 1 − λ)
+    dropout: float = 0.25  # of the classifier head
+    crop_scale: list[float] = field(default_factory=lambda: [0.2, 1.0])  # strong views' RandomResizedCrop scale
+    cls_weight: float = 1.0
+    align_weight: float = 1.0
+    ent_weight: float = 1.0
+    ne_weight: float = 1.0
+    contrastive_weight: float = 1.0  # 1: the global-batch NT-Xent; 0.25 = 1/W: the published 4-GPU runs' gradient
+    forward_weak: bool = True  # the unmixed weak views ride in the one forward (BN statistics) though no loss reads them
+    drop_last: bool = True  # TCL's train loader drops the last partial batch
+    gmm_backend: str = "sklearn"  # sklearn (as TCL) | torch
+    knn_k: int = 200  # weighted k-NN monitor of test projections against train projections (0 = off)
+    knn_temperature: float = 0.1
+    knn_every: int = 1  # epochs between k-NN evaluations (the last epoch is always evaluated)
+
+    CHOICES = {"gmm_backend": SELECTION_BACKENDS}
+    RANGES = {
+        "warmup_epochs": "[0, inf)",
+        "feat_dim": "[1, inf)",
+        "temperature": "(0, inf)",
+        "gmm_temperature": ("(0, inf)", "0.25"),
+        "scale1": ("[0, 1]", "1.0"),
+        "scale2": ("[0, 1]", "1.0"),
+        "mixup_alpha": "(0, inf)",
+        "dropout": "[0, 1)",
+        "crop_scale": "(0, 1]",
+        "cls_weight": "[0, inf)",
+        "align_weight": "[0, inf)",
+        "ent_weight": "[0, inf)",
+        "ne_weight": "[0, inf)",
+        "contrastive_weight": "[0, inf)",
+        "knn_k": "[0, inf)",
+        "knn_temperature": "(0, inf)",
+        "knn_every": "[1, inf)",
+    }
+
+    def check(self, cfg) -> None:
+        if len(self.crop_scale) != 2 or not self.crop_scale[0] <= self.crop_scale[1]:
+            raise UserError(f"method.crop_scale must be [min, max] with 0 < min <= max <= 1, got {self.crop_scale}; "
+                            "e.g. method.crop_scale=[0.2,1.0]")
+
+    def check_data(self, cfg, num_train: int, num_classes: int) -> None:
+        if num_train < 2 * num_classes and self.sep_gmm:
+            raise UserError(f"method.sep_gmm=true fits a GMM per class, but {num_train} training samples cannot hold "
+                            f"2 per class of {num_classes}; set method.sep_gmm=false")
+
+
 # name -> (config class, module of the method under noisyclr.methods, class name)
 REGISTRY: dict[str, tuple[type[MethodConfig], str, str]] = {
     "standard": (StandardConfig, "standard", "Standard"),
@@ -219,6 +275,7 @@ REGISTRY: dict[str, tuple[type[MethodConfig], str, str]] = {
     "mwnet": (MWNetConfig, "mwnet", "MWNet"),
     "simclr": (SimCLRConfig, "simclr", "SimCLR"),
     "bpt_plr": (BPTPLRConfig, "bpt_plr", "BPTPLR"),
+    "tcl": (TCLConfig, "tcl", "TCL"),
 }
 
 

@@ -7,7 +7,8 @@ an explicit ``torch.Generator``), so a run restored with its generator state rep
 every tensor of a batch whose rows correspond: MixMatch mixes the images and their soft targets with it (DivideMix and its descendants), manifold mixup (Verma et al. 2019; Manifold DivideMix's MixEMatch) mixes
 the hidden activations after a network stage with it (``Network(x, mix=draw)`` with ``draw.stage = k``) and the
 targets with the same λ and π. The λ rule is the method's: MixMatch keeps λ' = max(λ, 1 − λ) so that a mixed row
-stays closer to its own row (its first rows stay "labeled"); plain mixup (TCL) uses λ as drawn.
+stays closer to its own row (its first rows stay "labeled"), and so does TCL's input mixup; ``rule="plain"`` keeps λ
+as drawn (Zhang et al.'s mixup).
 """
 
 from __future__ import annotations

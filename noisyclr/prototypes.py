@@ -13,6 +13,9 @@ Two selection rules decide which samples move the prototypes:
   by a confident combined prediction.
 * :class:`AdaptiveThreshold` (PLReMix HEAD): a FreeMatch-style self-adaptive, class-aware confidence threshold.
 
+TCL (docs/methods/tcl.md, "Noise model") uses the same unit-sphere prototypes without an EMA: one M-step
+(:func:`soft_prototypes`, the classifier's posteriors as responsibilities) and one E-step (:func:`component_posterior`).
+
 Everything is vectorised (``index_add_``) and stays on the input's device.
 """
 
@@ -116,6 +119,29 @@ def prototype_logits(
     caller passes a prototype buffer (which has none).
     """
     return (z @ prototypes.to(z.dtype).T) / temperature
+
+
+@torch.no_grad()
+def soft_prototypes(z: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+    """TCL's M-step: component means ``μ_k = normalize(Σ_i p_ik z_i)`` ``(C, D)`` from unit embeddings ``z``
+    ``(N, D)`` and the classifier's posteriors ``probs`` ``(N, C)``.
+
+    Method: docs/methods/tcl.md, "Noise model" (step 2). The paper divides the sum by ``Σ_i p_ik``; a positive
+    factor per row changes nothing after the L2 normalisation, so it is left out (the question of TCL issue #6).
+    A component no sample is assigned to (all ``p_ik = 0``) gets the zero vector (``F.normalize`` of 0).
+    """
+    return F.normalize(_float(probs).T @ _float(z), dim=1)
+
+
+def component_posterior(z: torch.Tensor, prototypes: torch.Tensor, temperature: float = 0.25) -> torch.Tensor:
+    """TCL's E-step: ``γ_ik = exp(z_i·μ_k/τ) / Σ_j exp(z_i·μ_j/τ)`` ``(N, C)``: the softmax of
+    :func:`prototype_logits`.
+
+    Method: docs/methods/tcl.md, "Noise model" (step 3). Equal mixing weights and one shared isotropic spread,
+    which the temperature τ (0.25) stands in for (the question of TCL issues #2 and #6): with unit vectors,
+    ``exp(−‖z − μ‖²/2σ²) ∝ exp(z·μ/σ²)``, so τ = σ² of a von Mises–Fisher-like component.
+    """
+    return torch.softmax(prototype_logits(_float(z), prototypes, temperature), dim=1)
 
 
 @torch.no_grad()

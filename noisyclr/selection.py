@@ -7,6 +7,8 @@ Pure functions of tensors, usable without the trainer:
 * :func:`clean_probability_2d`: PLReMix / BPT-PLR (docs/methods/plremix.md, "What it adds to DivideMix", and
   docs/methods/bpt_plr.md, "What it changes in PLReMix", Division). A full-covariance GMM on the points
   (normalised classifier loss, normalised prototype loss); the clean component is the one nearest the origin.
+* :func:`clean_probability_assignment`: TCL (docs/methods/tcl.md, "Noise model"). A 1-D GMM (globally or per
+  noisy class) on the normalised statistic ``−γ(i, ỹᵢ)``, the posterior of the annotated component.
 * :func:`balanced_partition`: BPT-PLR (docs/methods/bpt_plr.md, "What it changes in PLReMix", Division). The
   same per-class quota for every class.
 * :func:`fit_gmm`: the GMM itself, with two backends. ``"sklearn"`` is what the seed repositories ran. ``"torch"``
@@ -382,6 +384,64 @@ def clean_probability_1d(
                   init=init, random_state=random_state)
     clean = gmm.means[:, 0].argmin()
     return _component_posterior(gmm, clean, points.dtype), {"gmm": gmm, "clean_component": clean, "points": points}
+
+
+# scikit-learn's GaussianMixture defaults, which TCL's noise model uses
+SKLEARN_MAX_ITER = 100
+SKLEARN_TOL = 1e-3
+SKLEARN_REG_COVAR = 1e-6
+
+
+def clean_probability_assignment(
+    gamma: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    per_class: bool = False,
+    backend: str = "sklearn",
+    max_iter: int = SKLEARN_MAX_ITER,
+    tol: float = SKLEARN_TOL,
+    reg_covar: float = SKLEARN_REG_COVAR,
+    random_state: int = 0,
+) -> tuple[torch.Tensor, dict]:
+    """TCL clean confidence: wrong-label detection as "out of distribution" of the annotated component.
+
+    Method: docs/methods/tcl.md, "Noise model" (steps 4-5).
+
+    1. ``s_i = −γ(i, ỹ_i)``, min-max normalised over the whole training set (high = unlikely under its label).
+    2. A 2-component 1-D GMM on ``s`` (``per_class=False``), or one per noisy class ``c`` on ``{s_i : ỹ_i = c}``
+       (TCL's ``sep_gmm``; the values keep the global normalisation). Defaults are scikit-learn's
+       (``max_iter`` 100, ``tol`` 1e-3, ``reg_covar`` 1e-6, k-means init, ``random_state`` 0), as TCL calls it.
+    3. ``w_i`` = posterior of the component with the smaller mean.
+
+    Shapes: ``gamma`` (N, C) posteriors, ``labels`` (N,) int64. Returns ``(w, info)``: ``w`` (N,) float32 in
+    [0, 1]; ``info["points"]`` the normalised ``s``. With ``per_class``, a class with fewer than 2 samples (no
+    2-component fit exists) takes the global GMM's posteriors (TCL would crash there).
+    """
+    if gamma.dim() != 2 or labels.shape != gamma.shape[:1]:
+        raise ValueError(f"gamma must be (N, C) and labels (N,), got {tuple(gamma.shape)} and {tuple(labels.shape)}")
+    labels = labels.to(device=gamma.device, dtype=torch.int64)
+    s = _normalized_float(-gamma.gather(1, labels[:, None]).squeeze(1))
+    fit = dict(n_components=2, max_iter=max_iter, tol=tol, reg_covar=reg_covar, backend=backend,
+               random_state=random_state)
+
+    def posterior(points: torch.Tensor) -> torch.Tensor:
+        gmm = fit_gmm(points, **fit)
+        return _component_posterior(gmm, gmm.means[:, 0].argmin(), torch.float32)
+
+    if not per_class:
+        return posterior(s), {"points": s}
+    w = torch.empty_like(s, dtype=torch.float32)
+    small = []
+    for c in range(gamma.shape[1]):
+        rows = (labels == c).nonzero().squeeze(1)
+        if len(rows) < 2:
+            small.append(rows)
+        else:
+            w[rows] = posterior(s[rows])
+    if small:
+        rows = torch.cat(small)
+        w[rows] = posterior(s)[rows]
+    return w, {"points": s}
 
 
 def clean_probability_2d(

@@ -204,6 +204,15 @@ def test_three_ranks_with_a_rank_left_without_rows(tmp_path):
         # balanced partition, oversampled epoch, joint forward
         ("train", "bpt_plr-digits-sym50", ["method.proj_dim=16", "method.lambda_u=5"]),
         ("pretrain", "simclr-digits", ["method.proj_dim=16", "method.knn_k=10", "train.batch_size=32"]),
+        # TCL: gathered NT-Xent, mixup over the global 3B rows, gathered targets, all-reduced marginal entropy,
+        # the noise model from the gathered eval pass; epoch 1 warm-up, epoch 2 cross-supervised targets (gathered
+        # t0). Dropout off: each rank draws the masks of its own rows. s1 = s2 = 0: TCL's GMM (scikit-learn's
+        # reg_covar 1e-6 on a tight clean cluster) turns the 1e-7 float differences of a sharded eval pass into
+        # 1e-4 in w, which one more epoch grows to 1e-2 (docs/methods/tcl.md, "Deviations"); w is a per-sample
+        # lookup, the same code in one process or many
+        ("train", "tcl-digits-sym50", ["method.feat_dim=16", "method.knn_k=10", "method.warmup_epochs=2",
+                                       "train.lr_warmup_epochs=1", "method.dropout=0", "method.scale1=0",
+                                       "method.scale2=0"]),
     ],
 )
 def test_torchrun_contrastive_methods_match_one_process(tmp_path, verb, preset, extra):

@@ -9,7 +9,7 @@ from noisyclr.mixing import MixDraw, draw_mix
 from noisyclr.models import BACKBONES, Network, build_network
 from noisyclr.models.network import HEADS
 
-ALL = ["preact_resnet18", "resnet18", "resnet34", "resnet50", "small_cnn"]
+ALL = ["preact_resnet18", "preact_resnet18_bn", "resnet18", "resnet34", "resnet50", "small_cnn"]
 
 
 def _preact_block_params(cin: int, cout: int) -> int:

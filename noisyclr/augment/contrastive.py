@@ -1,4 +1,4 @@
-"""SimCLR augmentation, batched on the device, and the ``contrastive`` and ``unit`` views.
+"""SimCLR augmentation, batched on the device, and the ``contrastive``, ``unit`` and ``strong_solarize`` views.
 
 The SimCLR CIFAR recipe that Ghosh & Lan pretrained with (simclr-pytorch; docs/methods/simclr_finetune.md,
 "1. SimCLR pretraining"), per image::
@@ -9,6 +9,8 @@ The SimCLR CIFAR recipe that Ghosh & Lan pretrained with (simclr-pytorch; docs/m
 with colour strength s = 0.5 (jitter 0.4/0.4/0.4/0.1) and **no mean/std normalisation** (the seed README stresses
 that the SimCLR inputs were not normalised). The ``contrastive`` view returns float32 in [0, 1] whatever the
 dataset's mean/std; the deterministic ``unit`` view (centre crop + ``x/255``) is its evaluation counterpart.
+TCL's strong view (``strong_solarize``) is the same recipe at crop scale 0.2-1 with bilinear resampling, plus a
+solarisation with p 0.5, normalised with the dataset's mean/std.
 
 Every op works on a whole ``(B, C, H, W)`` batch with per-sample parameters drawn in a few calls from the passed
 ``torch.Generator``; nothing is read on the host and there is no loop over samples:
@@ -37,11 +39,12 @@ import torch
 import torch.nn.functional as F
 
 from noisyclr.augment import color_geometry as cg
-from noisyclr.augment.views import CenterCrop, RandomHFlip, View, register_view
+from noisyclr.augment.views import CenterCrop, Normalize, RandomHFlip, View, _check_stats, register_view
 
 __all__ = [
     "rrc_boxes", "resized_crop", "random_resized_crop", "rgb_to_hsv", "hsv_to_rgb", "adjust_hue", "color_jitter",
-    "random_grayscale", "RandomResizedCrop", "ColorDistortion", "ToUnit", "make_contrastive_view", "make_unit_view",
+    "random_grayscale", "random_solarize", "RandomResizedCrop", "ColorDistortion", "RandomSolarize", "ToUnit",
+    "make_contrastive_view", "make_strong_solarize_view", "make_unit_view",
 ]
 
 
@@ -214,13 +217,14 @@ def random_grayscale(x: torch.Tensor, generator: torch.Generator, p: float = 0.2
 
 
 class RandomResizedCrop:
-    """Op: :func:`random_resized_crop` to ``size`` with ``scale`` and ``ratio`` (bicubic)."""
+    """Op: :func:`random_resized_crop` to ``size`` with ``scale`` and ``ratio`` (bicubic as simclr-pytorch, or
+    ``mode="bilinear"``, torchvision's default that TCL uses)."""
 
-    def __init__(self, size, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)):
-        self.size, self.scale, self.ratio = size, tuple(scale), tuple(ratio)
+    def __init__(self, size, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), mode: str = "bicubic"):
+        self.size, self.scale, self.ratio, self.mode = size, tuple(scale), tuple(ratio), mode
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        return random_resized_crop(x, self.size, generator, scale=self.scale, ratio=self.ratio)
+        return random_resized_crop(x, self.size, generator, scale=self.scale, ratio=self.ratio, mode=self.mode)
 
 
 class ColorDistortion:
@@ -235,6 +239,28 @@ class ColorDistortion:
         x = color_jitter(x, generator, brightness=0.8 * s, contrast=0.8 * s, saturation=0.8 * s, hue=0.2 * s,
                          p=self.p_jitter)
         return random_grayscale(x, generator, p=self.p_gray)
+
+
+def random_solarize(x: torch.Tensor, generator: torch.Generator, threshold: float = 128.0, p: float = 0.5
+                    ) -> torch.Tensor:
+    """``RandomSolarize(threshold, p)`` per sample: values ``≥ threshold`` become ``255 − v``; float in [0, 255] out.
+
+    torchvision applies it to the jittered uint8 image; here the jittered values are float (not re-quantised), so a
+    value in (127, 128) stays unsolarised where PIL would have rounded it to 128 first.
+    """
+    pick = torch.rand(x.shape[0], generator=generator, device=x.device) < p
+    x = x.float()
+    return torch.where(pick.view(-1, 1, 1, 1) & (x >= threshold), 255.0 - x, x)
+
+
+class RandomSolarize:
+    """Op: :func:`random_solarize` with ``threshold`` and ``p``."""
+
+    def __init__(self, threshold: float = 128.0, p: float = 0.5):
+        self.threshold, self.p = threshold, p
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return random_solarize(x, generator, self.threshold, self.p)
 
 
 class ToUnit:
@@ -261,6 +287,25 @@ def make_contrastive_view(*, image_size, flip: bool = True, crop_scale: Sequence
     return View("contrastive", ops, random=True)
 
 
+def make_strong_solarize_view(*, mean, std, image_size, flip: bool = True, crop_scale: Sequence[float] = (0.2, 1.0),
+                              **_) -> View:
+    """TCL's strong view (docs/methods/tcl.md, "Views"): ``RandomResizedCrop(scale=crop_scale)`` (bilinear) →
+    flip → ``ColorJitter(0.4, 0.4, 0.4, 0.1)`` with p 0.8 → grayscale p 0.2 → solarize (128) p 0.5 → normalise.
+
+    Unlike the ``contrastive`` view it normalises with the dataset's ``mean``/``std``; ``crop_scale`` defaults to
+    TCL's ``resized_crop_scale: 0.2``.
+    """
+    _check_stats(mean, std)
+    lo, hi = (float(v) for v in crop_scale)
+    if not 0 < lo <= hi <= 1:
+        raise ValueError(f"crop_scale must satisfy 0 < min <= max <= 1, got {list(crop_scale)}")
+    ops = [RandomResizedCrop(image_size, (lo, hi), mode="bilinear")]
+    if flip:
+        ops.append(RandomHFlip(0.5))
+    ops += [ColorDistortion(0.5, 0.8, 0.2), RandomSolarize(128.0, 0.5), Normalize(mean, std)]
+    return View("strong_solarize", ops, random=True)
+
+
 def make_unit_view(*, image_size, **_) -> View:
     """Evaluation view of unnormalised models: centre crop to ``image_size`` and ``x/255`` (float32 in [0, 1])."""
     return View("unit", [CenterCrop(image_size), ToUnit()], random=False)
@@ -268,3 +313,4 @@ def make_unit_view(*, image_size, **_) -> View:
 
 register_view("contrastive", make_contrastive_view)
 register_view("unit", make_unit_view)
+register_view("strong_solarize", make_strong_solarize_view)

@@ -60,6 +60,30 @@ def negative_entropy(logits: torch.Tensor, reduction: str = "mean") -> torch.Ten
     return _reduce((log_p.exp() * log_p).sum(dim=1), reduction)
 
 
+def entropy(logits: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Prediction entropy ``H(p) = −Σ_c p_c log p_c`` per sample (``reduction="none"``) or its batch mean.
+
+    Minimising it sharpens individual predictions (TCL's ``L_ent``, docs/methods/tcl.md, "Training step").
+    """
+    return -negative_entropy(logits, reduction)
+
+
+def marginal_negative_entropy(logits: torch.Tensor, *, combine=None, rows: int | None = None) -> torch.Tensor:
+    """``Σ_c q̄_c log q̄_c`` = −H(q̄), q̄ the mean softmax over the batch: TCL's ``L_ne``, which keeps the class
+    marginal balanced when minimised (docs/methods/tcl.md, "Training step").
+
+    ``logits`` ``(M, C)`` → scalar in ``[−log C, 0]``, ``−log C`` iff q̄ is uniform. Under torchrun q̄ is the mean
+    over the global batch: ``combine`` sums the per-class sums of every rank with gradients
+    (:meth:`noisyclr.distributed.Distributed.all_sum_with_grad`) and ``rows`` is the global M.
+    """
+    total = F.softmax(logits.float(), dim=1).sum(dim=0)
+    m = logits.shape[0]
+    if combine is not None:
+        total, m = combine(total), rows
+    q = total / m
+    return (q * torch.log(q.clamp_min(1e-30))).sum()
+
+
 CLASSIFICATION_LOSSES = ("ce", "gce", "mae")
 
 

@@ -63,6 +63,31 @@ def co_refine(p_views: Sequence[torch.Tensor], one_hot: torch.Tensor, w: torch.T
     return w * one_hot.to(p_bar.dtype) + (1.0 - w) * p_bar
 
 
+def cross_supervised_targets(pa: torch.Tensor, pb: torch.Tensor, one_hot: torch.Tensor, w: torch.Tensor,
+                             scale1: float, scale2: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """TCL's corrected targets of the two strong views and of the mixed views (docs/methods/tcl.md, "Training
+    step").
+
+    With ``a = w·s₁`` and ``b = w·s₂`` per sample::
+
+        t_a = a·y + (1 − a)·p_b        view a is supervised by view b's prediction (cross-supervision)
+        t_b = a·y + (1 − a)·p_a
+        t₀  = b·y + (1 − b)·(p_a + p_b)/2
+
+    Args:
+        pa, pb: ``(B, C)`` softmax predictions of the two strong views (detached by the caller).
+        one_hot: ``(B, C)`` one-hot noisy labels ``y``.
+        w: ``(B,)`` clean confidences (the noise model's posterior).
+        scale1, scale2: s₁, s₂ (TCL: ρ̂, the estimated clean fraction, unless the config fixes them).
+
+    Returns ``(t_a, t_b, t₀)``, each ``(B, C)`` with rows summing to 1.
+    """
+    w = w.to(pa.dtype).view(-1, 1)
+    y = one_hot.to(pa.dtype)
+    a, b = w * scale1, w * scale2
+    return a * y + (1 - a) * pb, a * y + (1 - a) * pa, b * y + (1 - b) * (pa + pb) / 2
+
+
 def co_guess(probs: Sequence[torch.Tensor]) -> torch.Tensor:
     """DivideMix co-guessing of unlabeled targets: the mean of ``(B, C)`` probabilities (both nets × both views)."""
     return torch.stack(list(probs), dim=0).mean(dim=0)

@@ -10,13 +10,14 @@ import difflib
 
 from noisyclr.errors import UserError
 from noisyclr.models.network import Network
-from noisyclr.models.preact_resnet import PreActResNet, preact_resnet18
+from noisyclr.models.preact_resnet import PreActResNet, preact_resnet18, preact_resnet18_bn
 from noisyclr.models.resnet import ResNet, resnet18, resnet34, resnet50
 from noisyclr.models.small_cnn import SmallCNN, small_cnn
 from noisyclr.models.vgg import VGG, vgg19_bn
 
 BACKBONES = {
     "preact_resnet18": (preact_resnet18, "PreAct ResNet-18 of DivideMix (CIFAR, 512-d features, ~11.2M params)"),
+    "preact_resnet18_bn": (preact_resnet18_bn, "PreAct ResNet-18 with BN+ReLU after the last stage (TCL), 512-d features"),
     "resnet18": (resnet18, "ResNet-18 with CIFAR stem (3x3 conv, no max-pool), 512-d features"),
     "resnet34": (resnet34, "ResNet-34 with CIFAR stem, 512-d features"),
     "resnet50": (resnet50, "ResNet-50 (bottleneck) with CIFAR stem, 2048-d features"),
@@ -26,8 +27,11 @@ BACKBONES = {
 
 
 def build_network(backbone: str, num_classes: int, *, in_channels: int = 3, proj_dim: int | None = None,
-                  proj_hidden: int | None = None, proj_bn: bool = True, width: int | None = None) -> Network:
-    """Build ``Network(BACKBONES[backbone](in_channels, width), num_classes, proj_dim, proj_hidden)``.
+                  proj_hidden: int | None = None, proj_bn: bool = True, width: int | None = None,
+                  **heads) -> Network:
+    """Build ``Network(BACKBONES[backbone](in_channels, width), num_classes, proj_dim, proj_hidden, **heads)``.
+
+    ``heads``: the head options of :class:`Network` (``classifier``, ``dropout``, ``proj_out_bn``).
 
     ``width`` scales the backbone (first-stage channels for ResNets, first block for ``small_cnn``); ``None`` keeps
     the standard width. An unknown name raises :class:`UserError` listing the valid names.
@@ -38,10 +42,10 @@ def build_network(backbone: str, num_classes: int, *, in_channels: int = 3, proj
         raise UserError(f"unknown backbone '{backbone}'; choose one of: {', '.join(BACKBONES)}.{hint}")
     constructor, _ = BACKBONES[backbone]
     return Network(constructor(in_channels=in_channels, width=width), num_classes, proj_dim=proj_dim,
-                   proj_hidden=proj_hidden, proj_bn=proj_bn)
+                   proj_hidden=proj_hidden, proj_bn=proj_bn, **heads)
 
 
 __all__ = [
     "BACKBONES", "Network", "build_network", "PreActResNet", "ResNet", "SmallCNN",
-    "preact_resnet18", "resnet18", "resnet34", "resnet50", "small_cnn", "VGG", "vgg19_bn",
+    "preact_resnet18", "preact_resnet18_bn", "resnet18", "resnet34", "resnet50", "small_cnn", "VGG", "vgg19_bn",
 ]

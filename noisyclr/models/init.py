@@ -191,7 +191,8 @@ def load_encoder(net: nn.Module, path: str | Path, *, backbone: str | None = Non
     with torch.no_grad():
         for key, value in target.items():
             value.copy_(state[key])
-        if zero_classifier and getattr(net, "classifier", None) is not None:
+        # only a linear classifier: zeroing the last layer of an MLP with BN on the logits would divide by ~0
+        if zero_classifier and isinstance(getattr(net, "classifier", None), torch.nn.Linear):
             net.classifier.weight.zero_()
             if net.classifier.bias is not None:
                 net.classifier.bias.zero_()

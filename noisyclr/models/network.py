@@ -30,24 +30,38 @@ class Network(nn.Module):
         proj_dim: output size of the projector; ``None`` builds no projector.
         proj_hidden: hidden size of the projector (default ``feat_dim``).
         proj_bn: put BatchNorm after the projector's first layer (SimCLR) or not (PLReMix / BPT-PLR).
+        proj_out_bn: put BatchNorm on the projector's output too (TCL: ``… → Linear(hidden, d) → BN``).
+        classifier: ``"linear"`` (``Linear(feat_dim, C)``, every method but TCL) or ``"mlp_bn"`` (TCL:
+            ``Linear(d, d) → BN → ReLU → Dropout(dropout) → Linear(d, C) → BN(C)``, batch norm on the logits).
+        dropout: the dropout probability of the ``mlp_bn`` classifier (TCL 0.25).
 
-    The projector is ``Linear(feat_dim, hidden) → [BN →] ReLU → Linear(hidden, proj_dim)``. Projections come back
-    raw; methods L2-normalise them where their loss needs it.
+    The projector is ``Linear(feat_dim, hidden) → [BN →] ReLU → Linear(hidden, proj_dim) [→ BN]``. Projections
+    come back raw; methods L2-normalise them where their loss needs it.
     """
 
     def __init__(self, backbone: nn.Module, num_classes: int, *, proj_dim: int | None = None,
-                 proj_hidden: int | None = None, proj_bn: bool = True):
+                 proj_hidden: int | None = None, proj_bn: bool = True, proj_out_bn: bool = False,
+                 classifier: str = "linear", dropout: float = 0.25):
         super().__init__()
         self.backbone = backbone
-        self.feat_dim = int(backbone.feat_dim)
-        self.num_classes = int(num_classes)
-        self.classifier = nn.Linear(self.feat_dim, self.num_classes)
+        self.feat_dim = d = int(backbone.feat_dim)
+        self.num_classes = c = int(num_classes)
+        if classifier == "linear":
+            self.classifier = nn.Linear(d, c)
+        elif classifier == "mlp_bn":
+            self.classifier = nn.Sequential(
+                nn.Linear(d, d), nn.BatchNorm1d(d), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(d, c),
+                nn.BatchNorm1d(c),
+            )
+        else:
+            raise ValueError(f"unknown classifier {classifier!r}; choose linear or mlp_bn")
         self.projector = None
         if proj_dim is not None:
-            hidden = proj_hidden or self.feat_dim
+            hidden = proj_hidden or d
             norm = [nn.BatchNorm1d(hidden)] if proj_bn else []
+            out_norm = [nn.BatchNorm1d(proj_dim)] if proj_out_bn else []
             self.projector = nn.Sequential(
-                nn.Linear(self.feat_dim, hidden), *norm, nn.ReLU(inplace=True), nn.Linear(hidden, proj_dim),
+                nn.Linear(d, hidden), *norm, nn.ReLU(inplace=True), nn.Linear(hidden, proj_dim), *out_norm,
             )
 
     def forward(self, x: torch.Tensor, heads: tuple[str, ...] | None = None, mix: MixDraw | None = None):

@@ -4,7 +4,9 @@ The reference network, layer by layer:
 
 * stem: ``conv3x3(in_ch, 64)`` (stride 1, padding 1, no bias) → BN → ReLU;
 * four stages of two :class:`PreActBlock` each, widths 64/128/256/512, strides 1/2/2/2;
-* **no** final BN/ReLU after the last stage (the reference goes straight from ``layer4`` to pooling);
+* **no** final BN/ReLU after the last stage (the reference goes straight from ``layer4`` to pooling); TCL's
+  ``bigresnet18_preact`` has one (``final_bn=True``, backbone name ``preact_resnet18_bn``: docs/methods/tcl.md,
+  "Model");
 * ``avg_pool2d(out, 4)`` → 512-d feature → ``Linear(512, C)`` (the linear layer lives in
   :class:`noisyclr.models.network.Network`, not here).
 
@@ -71,9 +73,11 @@ class PreActResNet(ResNetStages):
         num_blocks: blocks per stage (``(2, 2, 2, 2)`` for ResNet-18).
         in_channels: image channels (3 for RGB, 1 for grayscale).
         width: channels of the first stage; stages use ``width × (1, 2, 4, 8)``. 64 is the reference.
+        final_bn: BN → ReLU after ``layer4`` (part of the last stage), as TCL's PreAct ResNet-18: a pre-activation
+            network otherwise pools a map that no normalisation has seen.
     """
 
-    def __init__(self, num_blocks=(2, 2, 2, 2), in_channels: int = 3, width: int = 64):
+    def __init__(self, num_blocks=(2, 2, 2, 2), in_channels: int = 3, width: int = 64, final_bn: bool = False):
         super().__init__()
         self.in_planes = width
         self.conv1 = conv3x3(in_channels, width)
@@ -83,6 +87,13 @@ class PreActResNet(ResNetStages):
         self.layer3 = self._make_layer(width * 4, num_blocks[2], stride=2)
         self.layer4 = self._make_layer(width * 8, num_blocks[3], stride=2)
         self.feat_dim = width * 8 * PreActBlock.expansion
+        self.bn_final = nn.BatchNorm2d(self.feat_dim) if final_bn else None
+
+    def stage(self, i: int, x: torch.Tensor) -> torch.Tensor:
+        x = super().stage(i, x)
+        if i == 4 and self.bn_final is not None:
+            x = F.relu(self.bn_final(x))
+        return x
 
     def _make_layer(self, planes: int, num_blocks: int, stride: int) -> nn.Sequential:
         layers = []
@@ -95,3 +106,8 @@ class PreActResNet(ResNetStages):
 def preact_resnet18(in_channels: int = 3, width: int | None = None) -> PreActResNet:
     """DivideMix's PreAct ResNet-18 backbone (512-d features at the default width 64)."""
     return PreActResNet((2, 2, 2, 2), in_channels=in_channels, width=width or 64)
+
+
+def preact_resnet18_bn(in_channels: int = 3, width: int | None = None) -> PreActResNet:
+    """TCL's PreAct ResNet-18: :func:`preact_resnet18` with BN → ReLU after the last stage."""
+    return PreActResNet((2, 2, 2, 2), in_channels=in_channels, width=width or 64, final_bn=True)
