@@ -1,4 +1,4 @@
-"""CE vs DivideMix vs PLReMix vs BPT-PLR on the CIFAR-10 JPEG folder with a reference noise file, CPU budget.
+"""CE vs DivideMix vs PLReMix vs BPT-PLR vs TCL on the CIFAR-10 JPEG folder with a reference noise file, CPU budget.
 
     python benchmarks/cifar10jpg_methods.py [--noise sym50|asym40] [--methods ...] [--epochs 12] [--warmup 4]
                                             [--limit 10000] [key=value ...]
@@ -26,7 +26,7 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=4)
     p.add_argument("--limit", type=int, default=10000)
     p.add_argument("--methods", nargs="+", default=["standard-ce", "dividemix", "plremix"],
-                   choices=["standard-ce", "dividemix", "plremix", "bpt_plr"])
+                   choices=["standard-ce", "dividemix", "plremix", "bpt_plr", "tcl"])
     p.add_argument("--noise", default="sym50", choices=["sym50", "asym40"])
     p.add_argument("overrides", nargs="*")
     args = p.parse_args()
@@ -55,13 +55,24 @@ def main() -> None:
         "method.proto_momentum=0.9",
         "method.semi_momentum=0.9",
     ]
-    extra = {"standard-ce": [], "dividemix": semi, "plremix": semi + plr, "bpt_plr": semi + bpt}
+    # TCL keeps its recipe's shape (noisy-label warm-up, lr ramp from 0 over it, cosine after it, weight decay 1e-3,
+    # 1/4 contrastive weight) at the common peak lr (its own 0.03 per 256 images would be 0.0075 at batch 64);
+    # its warm-up_epochs counts from 1 (warmup + 1 -> `warmup` noisy-label epochs)
+    tcl = [
+        f"method.warmup_epochs={args.warmup + 1}",
+        f"train.lr_warmup_epochs={args.warmup}",
+        "train.lr_reference_batch=null",
+        "train.lr=0.02",
+        "train.eta_min=0",
+        "method.knn_k=200",
+    ]
+    extra = {"standard-ce": [], "dividemix": semi, "plremix": semi + plr, "bpt_plr": semi + bpt, "tcl": tcl}
     print("common overrides:", " ".join(common))
     for m in args.methods:
         print(f"{m} overrides:", " ".join(extra[m]))
     root = Path(tempfile.mkdtemp(prefix="nc-c10m-"))
     print(f"noise: reference file {args.noise}")
-    print("| method | test acc last | best | label prec / rec | clean AUC | img/s | wall s |")
+    print("| method | test acc last | best | label prec / rec | clean AUC | img/s | wall s |")  # TCL: w > 0.5
     print("|---|---|---|---|---|---|---|")
     for m in args.methods:
         preset = f"{m}-cifar10jpg-{args.noise}"

@@ -50,9 +50,9 @@ class DatasetConfig:
     # true class from the training set after noise injection and given back its true labels; the rest trains.
     # Used as MW-Net meta data and for model selection (val_acc). 0 = none. Needs known clean labels.
     clean_holdout: int = 0
-    # Streaming (folder source): the splits stay files on disk and DataLoader workers decode each batch; off = decode
-    # everything once into a table held on the device; auto = stream only when that table (train + test, uint8)
-    # would exceed resident_limit_gb. Only the folder source streams; the other sources are always resident.
+    # Streaming (the folder and mini_imagenet_cnwl sources): the splits stay files on disk and DataLoader workers
+    # decode each batch; off = decode everything once into a table held on the device; auto = stream only when that
+    # table (train + test, uint8) would exceed resident_limit_gb. The other sources are always resident.
     stream: str = "auto"  # auto | on | off
     resident_limit_gb: float = 8.0
     # Worker processes that decode streamed batches (null = one per core, at most 8; 0 = the training process).

@@ -267,6 +267,77 @@ class TCLConfig(MethodConfig):
                             f"2 per class of {num_classes}; set method.sep_gmm=false")
 
 
+@dataclass
+class ManifoldDivideMixConfig(MethodConfig):
+    warmup_epochs: int = 20  # symmetric-CE warm-up epochs (CIFAR 20, mini-ImageNet 10)
+    interval: int = 10  # epochs between re-divisions after the first (at warmup_epochs)
+    redivide: bool = True  # the seed's --clustering: re-divide every `interval` epochs (false: one division)
+    p_threshold: float = 0.3  # labeled set {w > p_threshold} minus the OOD samples
+    temperature: float = 0.5  # sharpening T
+    alpha: float = 4.0  # Beta(α, α) of MixEMatch, λ = max(λ, 1 − λ)
+    unlabeled_threshold: float = 0.9  # confidence mask of the sharpened unlabeled targets
+    lambda_x: float = 1.0
+    lambda_u: float = 100.0
+    lambda_xe: float = 1.0  # the manifold (pooled-feature) branch's labeled loss
+    lambda_ue: float = 100.0
+    lambda_c: float = 1.0  # NT-Xent on the unlabeled strong views
+    prior_weight: float = 1.0  # the uniform-prior penalty on the input-mixup logits
+    contrastive_temperature: float = 0.05
+    contrastive_views: str = "unlabeled"  # unlabeled (published) | all (labeled projections too: issue #2 of the seed)
+    proj_dim: int = 128  # Linear(d, 128) -> BN projection
+    backbone_lr: float | None = 0.002  # encoder learning rate (train.lr is the heads'); null = train.lr
+    bn_frozen: bool = True  # BN in inference mode throughout (the published runs)
+    rampup: str = "published"  # published (r = 1 from the first semi epoch) | linear (clip((t - warm-up)/16, 0, 1))
+    rampup_length: int = 16
+    warmup_ood: str = "rescale"  # rescale (published: the OOD mask only rescales the batch mean) | exclude
+    labeled_loss: str = "sce"  # sce (--LN-loss RL, soft symmetric CE) | ce
+    rce_target: str = "log_softmax"  # log_softmax (published: the target vector through a log-softmax) | log_clamp
+    ood_filter: bool = True  # the k-NN OOD filter (false: plain single-network DivideMix with MixEMatch)
+    ood_k: int = 10
+    ood_initial: float = 0.1  # R0 = ceil(ood_initial N) on the starting encoder (CIFAR 0.1, mini-ImageNet 0.01)
+    ood_step: float = 0.01  # R grows by ceil(ood_step N) per division
+    ood_backend: str = "exact"  # exact (chunked on the device) | faiss
+    strong_view: str = "strong"  # strong (CIFAR AutoAugment) | strong_imagenet | randaug | weak
+    gmm_backend: str = "sklearn"
+
+    CHOICES = {
+        "contrastive_views": ("unlabeled", "all"),
+        "rampup": ("published", "linear"),
+        "warmup_ood": ("rescale", "exclude"),
+        "labeled_loss": ("sce", "ce"),
+        "rce_target": ("log_softmax", "log_clamp"),
+        "ood_backend": ("exact", "faiss"),
+        "strong_view": ("strong", "strong_imagenet", "randaug", "weak"),
+        "gmm_backend": SELECTION_BACKENDS,
+    }
+    RANGES = {
+        "warmup_epochs": "[0, inf)",
+        "interval": "[1, inf)",
+        "p_threshold": "[0, 1]",
+        "temperature": "(0, inf)",
+        "alpha": "(0, inf)",
+        "unlabeled_threshold": "[0, 1]",
+        "lambda_x": "[0, inf)",
+        "lambda_u": "[0, inf)",
+        "lambda_xe": "[0, inf)",
+        "lambda_ue": "[0, inf)",
+        "lambda_c": "[0, inf)",
+        "prior_weight": "[0, inf)",
+        "contrastive_temperature": "(0, inf)",
+        "proj_dim": "[1, inf)",
+        "backbone_lr": ("(0, inf)", "0.002"),
+        "rampup_length": "[1, inf)",
+        "ood_k": "[1, inf)",
+        "ood_initial": "[0, 1)",
+        "ood_step": "[0, 1)",
+    }
+
+    def check_data(self, cfg, num_train: int, num_classes: int) -> None:
+        if self.ood_filter and self.ood_k >= num_train:
+            raise UserError(f"method.ood_k={self.ood_k} needs more than {self.ood_k} training samples, there are "
+                            f"{num_train}; e.g. method.ood_k={max(1, min(10, num_train - 1))}")
+
+
 # name -> (config class, module of the method under noisyclr.methods, class name)
 REGISTRY: dict[str, tuple[type[MethodConfig], str, str]] = {
     "standard": (StandardConfig, "standard", "Standard"),
@@ -276,6 +347,7 @@ REGISTRY: dict[str, tuple[type[MethodConfig], str, str]] = {
     "simclr": (SimCLRConfig, "simclr", "SimCLR"),
     "bpt_plr": (BPTPLRConfig, "bpt_plr", "BPTPLR"),
     "tcl": (TCLConfig, "tcl", "TCL"),
+    "manifold_dividemix": (ManifoldDivideMixConfig, "manifold_dividemix", "ManifoldDivideMix"),
 }
 
 

@@ -91,7 +91,7 @@ def split_clean_holdout(table, size: int, seed: int) -> tuple:
 def load_splits(cfg: Config) -> DatasetSplits:
     """The source's splits: :class:`FileTable` listings when the run streams, decoded tables otherwise.
 
-    ``dataset.stream=on`` streams (sources that can, i.e. ``folder``); ``auto`` streams when the decoded train and
+    ``dataset.stream=on`` streams (sources that can: ``folder``, ``mini_imagenet_cnwl``); ``auto`` streams when the decoded train and
     test tables together would exceed ``dataset.resident_limit_gb``; ``off`` never streams. A streamed listing
     carries the worker settings, and its mean/std are estimated from a sample of the train files
     (:func:`~noisyclr.data.stream.sample_mean_std`) unless the config gives both.
@@ -111,7 +111,7 @@ def load_splits(cfg: Config) -> DatasetSplits:
             return listed
     elif d.stream == "on":
         raise UserError(
-            f"dataset.stream=on needs a source that can stream (folder); dataset {d.name} is always decoded into "
+            f"dataset.stream=on needs a source that can stream (folder, mini_imagenet_cnwl); dataset {d.name} is always decoded into "
             "memory, set dataset.stream=auto"
         )
     return load_dataset(d.name, d.root, cache_dir=d.cache_dir, **d.options)

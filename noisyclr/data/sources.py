@@ -2,7 +2,7 @@
 
 Every loader returns a :class:`~noisyclr.data.table.DatasetSplits` with clean labels (``true_labels`` set) unless
 the source says its labels are themselves noisy; label noise is added afterwards by :mod:`noisyclr.data.noise`.
-A source that can stream (``folder``) also has a lister: :func:`list_dataset` gives its splits as file listings
+A source that can stream (``folder``, ``mini_imagenet_cnwl``) also has a lister: :func:`list_dataset` gives its splits as file listings
 (:class:`~noisyclr.data.table.FileTable`) without decoding them.
 """
 
@@ -19,6 +19,7 @@ from .animal10n import load_animal10n
 from .cifar import load_cifar10, load_cifar100
 from .digits import load_digits
 from .folder import list_folder, load_folder
+from .mini_imagenet import list_mini_imagenet_cnwl, load_mini_imagenet_cnwl
 from .synthetic import load_synthetic
 from .table import DatasetSplits
 from .tiny_imagenet import load_tiny_imagenet
@@ -52,6 +53,11 @@ _REGISTRY: dict[str, _Source] = {
     "animal10n": _Source(load_animal10n, True, True,
                          "root holds training/*.jpg (50,000, noisy labels) and testing/*.jpg (5,000), 64x64; "
                          "label = first character of the file name"),
+    "mini_imagenet_cnwl": _Source(load_mini_imagenet_cnwl, True, True,
+                                  "CNWL mini-ImageNet (100 classes, 84x84): root holds split/{red,blue}_noise_nl_<r> "
+                                  "and split/clean_validation ('name.jpg label' lines), all_images/<name> and "
+                                  "validation/<label>/<name>; options color (red|blue), noise_rate (r), image_size "
+                                  "(default 84); can stream (dataset.stream)", lister=list_mini_imagenet_cnwl),
 }
 
 #: name -> one line saying what the source expects on disk (shown by ``noisyclr datasets``).

@@ -1,6 +1,7 @@
 """Every loss of the library, once, as pure functions of tensors (no state, no config).
 
-* :mod:`.classification`: CE, soft CE, GCE, MAE, the negative-entropy penalty, entropy and marginal entropy;
+* :mod:`.classification`: CE, soft CE, GCE, MAE, symmetric CE (hard and soft targets), the negative-entropy
+  penalty, entropy and marginal entropy;
 * :mod:`.contrastive`: the PLR loss (flat and non-flat) with its reliable-negative mask, FlatNCE, InfoNCE/NT-Xent;
 * :mod:`.semi`: DivideMix/MixMatch pieces (sharpen, co-refine, co-guess, mixmatch, L_x/L_u, ramp-up, prior) and
   TCL's cross-supervised targets.
@@ -18,6 +19,8 @@ from .classification import (
     mean_absolute_error,
     negative_entropy,
     soft_cross_entropy,
+    soft_symmetric_cross_entropy,
+    symmetric_cross_entropy,
 )
 from .contrastive import flat_nce_loss, info_nce_loss, kappa_schedule, nt_xent, plr_loss, reliable_negative_mask
 from .semi import (
@@ -28,6 +31,7 @@ from .semi import (
     mixmatch,
     mixmatch_losses,
     sharpen,
+    squared_error,
     uniform_prior_penalty,
 )
 
@@ -54,5 +58,8 @@ __all__ = [
     "reliable_negative_mask",
     "sharpen",
     "soft_cross_entropy",
+    "soft_symmetric_cross_entropy",
+    "squared_error",
+    "symmetric_cross_entropy",
     "uniform_prior_penalty",
 ]

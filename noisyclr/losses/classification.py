@@ -6,6 +6,8 @@ All functions take ``logits`` of shape ``(B, C)`` and return a ``(B,)`` tensor o
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -58,6 +60,49 @@ def negative_entropy(logits: torch.Tensor, reduction: str = "mean") -> torch.Ten
     """
     log_p = F.log_softmax(logits.float(), dim=1)
     return _reduce((log_p.exp() * log_p).sum(dim=1), reduction)
+
+
+# log of RCE's clamp of the one-hot label: Symmetric CE's A = log 1e-4 (Wang et al. 2019; Manifold DivideMix)
+RCE_LABEL_FLOOR = 1e-4
+
+
+def symmetric_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, *, alpha: float = 1.0, beta: float = 1.0,
+                            reduction: str = "none") -> torch.Tensor:
+    """Symmetric CE (Wang et al. 2019) per sample: ``α CE + β RCE`` with the reverse CE of the one-hot label
+    clamped to [1e-4, 1]: ``RCE = −Σ_c p_c log clamp(e_y, 1e-4, 1)_c = −log(1e-4) (1 − p_y) ≈ 9.21 (1 − p_y)``.
+
+    Manifold DivideMix's warm-up loss (α = β = 1, docs/methods/manifold_dividemix.md, "Warm-up").
+    ``logits`` (B, C), ``labels`` (B,) int64.
+    """
+    log_p = F.log_softmax(logits.float(), dim=1)
+    p_y = log_p.exp().gather(1, labels[:, None]).squeeze(1)
+    rce = -math.log(RCE_LABEL_FLOOR) * (1.0 - p_y)
+    return _reduce(alpha * F.nll_loss(log_p, labels, reduction="none") + beta * rce, reduction)
+
+
+def soft_symmetric_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, *, target_log: str = "log_softmax",
+                                 reduction: str = "none") -> torch.Tensor:
+    """Symmetric CE against soft targets, Manifold DivideMix's labeled loss (``--LN-loss RL``) per sample::
+
+        ce  = −Σ_c t_c log softmax(z)_c
+        rce = −Σ_c clamp(p_c, 1e-7, 1) · L_c,   L = log_softmax(clamp(t, 1e-7, 1))   (target_log="log_softmax")
+                                                 L = log clamp(t, 1e-4, 1)             (target_log="log_clamp")
+
+    The reference applies a log-softmax to the target vector, as if it were logits ("log_softmax", the published
+    behaviour; docs/methods/manifold_dividemix.md, "The seed's quirks"); "log_clamp" is the reverse CE as written.
+    ``logits``, ``targets`` (B, C) → (B,).
+    """
+    log_p = F.log_softmax(logits.float(), dim=1)
+    t = targets.float()
+    ce = -(t * log_p).sum(dim=1)
+    if target_log == "log_softmax":
+        log_t = F.log_softmax(t.clamp(1e-7, 1.0), dim=1)
+    elif target_log == "log_clamp":
+        log_t = torch.log(t.clamp(RCE_LABEL_FLOOR, 1.0))
+    else:
+        raise ValueError(f"target_log must be log_softmax or log_clamp, got {target_log!r}")
+    rce = -(log_p.exp().clamp(1e-7, 1.0) * log_t).sum(dim=1)
+    return _reduce(ce + rce, reduction)
 
 
 def entropy(logits: torch.Tensor, reduction: str = "mean") -> torch.Tensor:

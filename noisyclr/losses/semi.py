@@ -27,6 +27,7 @@ __all__ = [
     "sample_beta",
     "sample_gamma",
     "sharpen",
+    "squared_error",
     "uniform_prior_penalty",
 ]
 
@@ -161,8 +162,14 @@ def mixmatch_losses(
     if batch_mean is None:
         batch_mean, rows = (lambda values, _rows: values.mean()), (len(logits_x), len(logits_u))
     l_x = batch_mean(soft_cross_entropy(logits_x, targets_x), rows[0])
-    l_u = batch_mean((torch.softmax(logits_u.float(), dim=1) - targets_u) ** 2, rows[1])
+    l_u = batch_mean(squared_error(logits_u, targets_u), rows[1])
     return l_x, l_u
+
+
+def squared_error(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``(softmax(z) − t)²`` elementwise, ``(R, C)``: MixMatch's unlabeled loss before its means (DivideMix averages
+    it over rows and classes; Manifold DivideMix masks rows first)."""
+    return (torch.softmax(logits.float(), dim=1) - targets) ** 2
 
 
 def linear_rampup(current: float, warm_up: int, rampup_length: int = 16) -> float:

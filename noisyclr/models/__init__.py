@@ -31,7 +31,7 @@ def build_network(backbone: str, num_classes: int, *, in_channels: int = 3, proj
                   **heads) -> Network:
     """Build ``Network(BACKBONES[backbone](in_channels, width), num_classes, proj_dim, proj_hidden, **heads)``.
 
-    ``heads``: the head options of :class:`Network` (``classifier``, ``dropout``, ``proj_out_bn``).
+    ``heads``: the head options of :class:`Network` (``classifier``, ``dropout``, ``proj_out_bn``, ``projector``).
 
     ``width`` scales the backbone (first-stage channels for ResNets, first block for ``small_cnn``); ``None`` keeps
     the standard width. An unknown name raises :class:`UserError` listing the valid names.

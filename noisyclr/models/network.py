@@ -34,6 +34,8 @@ class Network(nn.Module):
         classifier: ``"linear"`` (``Linear(feat_dim, C)``, every method but TCL) or ``"mlp_bn"`` (TCL:
             ``Linear(d, d) → BN → ReLU → Dropout(dropout) → Linear(d, C) → BN(C)``, batch norm on the logits).
         dropout: the dropout probability of the ``mlp_bn`` classifier (TCL 0.25).
+        projector: ``"mlp"`` (the 2-layer projector below) or ``"linear"`` (``Linear(feat_dim, proj_dim) [→ BN]``,
+            Manifold DivideMix's projection).
 
     The projector is ``Linear(feat_dim, hidden) → [BN →] ReLU → Linear(hidden, proj_dim) [→ BN]``. Projections
     come back raw; methods L2-normalise them where their loss needs it.
@@ -41,7 +43,7 @@ class Network(nn.Module):
 
     def __init__(self, backbone: nn.Module, num_classes: int, *, proj_dim: int | None = None,
                  proj_hidden: int | None = None, proj_bn: bool = True, proj_out_bn: bool = False,
-                 classifier: str = "linear", dropout: float = 0.25):
+                 classifier: str = "linear", dropout: float = 0.25, projector: str = "mlp"):
         super().__init__()
         self.backbone = backbone
         self.feat_dim = d = int(backbone.feat_dim)
@@ -56,13 +58,15 @@ class Network(nn.Module):
         else:
             raise ValueError(f"unknown classifier {classifier!r}; choose linear or mlp_bn")
         self.projector = None
+        if projector not in ("mlp", "linear"):
+            raise ValueError(f"unknown projector {projector!r}; choose mlp or linear")
         if proj_dim is not None:
             hidden = proj_hidden or d
             norm = [nn.BatchNorm1d(hidden)] if proj_bn else []
             out_norm = [nn.BatchNorm1d(proj_dim)] if proj_out_bn else []
-            self.projector = nn.Sequential(
-                nn.Linear(d, hidden), *norm, nn.ReLU(inplace=True), nn.Linear(hidden, proj_dim), *out_norm,
-            )
+            layers = [nn.Linear(d, proj_dim)] if projector == "linear" else [
+                nn.Linear(d, hidden), *norm, nn.ReLU(inplace=True), nn.Linear(hidden, proj_dim)]
+            self.projector = nn.Sequential(*layers, *out_norm)
 
     def forward(self, x: torch.Tensor, heads: tuple[str, ...] | None = None, mix: MixDraw | None = None):
         """The one forward of every method: backbone stage by stage, then the heads asked for.
