@@ -11,7 +11,7 @@ runs. After every step ``OUT/gpu_check.md`` (all tables, ready to paste into ``b
    the same shapes and counts is written instead. Runs beside step 1.
 1. environment: nvidia-smi, torch / CUDA / cuDNN / Triton versions, CPU, python, ``import noisyclr`` without
    installing, one bf16 matrix product as a sanity check of the card.
-2. every method (standard CE, DivideMix, PLReMix, BPT-PLR, SimCLR pretraining, MW-Net: from a random init on the
+2. every method (standard CE, DivideMix, PLReMix, BPT-PLR, TCL (its backbone, batch 1024), SimCLR pretraining, MW-Net: from a random init on the
    GPU, from the SimCLR row's encoder in --smoke) for two epochs (one warm-up + one semi-supervised epoch for the
    dividing methods) on a stratified 5,120 / 1,024 subset with the whole fast path, concurrently on the one GPU
    (pass/fail runs: their times include compilation and contention). Two extra DivideMix runs at batch 128 and 256
@@ -73,12 +73,15 @@ GPU = {
     "data": {"cap": 90},
     "env": {"cap": 45},
     "methods": {
-        "cap": 160, "reserve": 120, "job_cap": 160, "concurrency": 8,
+        "cap": 160, "reserve": 120, "job_cap": 160, "concurrency": 9,
         # 5,120 / 1,024: whole batches at 64 ... 1024, so fewer shapes to compile
         "common": ["dataset.train_limit=5120", "dataset.test_limit=1024", "train.epochs=2"],
         "simclr": ["train.batch_size=512"],
         # random init, beside the others: waiting for the SimCLR encoder (two compiles in a row) would not fit
         "mwnet": [], "mwnet_from_simclr": False,
+        # TCL on its own backbone and published global batch (5 steps of 1024 per epoch): its images/s give the
+        # CIFAR-10 epoch time at batch 1024, bf16 (issue #13)
+        "tcl": ["model.backbone=preact_resnet18_bn", "train.batch_size=1024"],
         "extra_dividemix_batches": [128, 256],
         # concurrent compiles: 4 kernel-compile workers each instead of one per core
         "env": {"TORCHINDUCTOR_COMPILE_THREADS": "4"},  # 8 processes x 4 on 16 cores
@@ -113,10 +116,11 @@ SMOKE = {
                    "train.eval_batch_size=64", "train.threads=1"],
         "simclr": ["train.batch_size=32"],
         "mwnet": ["dataset.clean_holdout=20"], "mwnet_from_simclr": True,
+        "tcl": ["method.knn_k=10", "method.feat_dim=16"],
         "extra_dividemix_batches": [],
         "env": {},
         # torch imports dominate at this size: one process runs the jobs in turn
-        "groups": [["standard", "dividemix", "plremix", "bpt_plr", "simclr", "mwnet"]],
+        "groups": [["standard", "dividemix", "plremix", "bpt_plr", "tcl", "simclr", "mwnet"]],
     },
     "speed": {
         "cap": 180, "reserve": 0, "limit": 100, "full_size": 50000, "backbone": "small_cnn", "width": 8,
@@ -145,6 +149,8 @@ def method_jobs(profile: dict, data_overrides: list[str], noise_overrides: list[
         ("dividemix", "train", "dividemix-cifar10jpg-sym50", semi + noise_overrides, None),
         ("plremix", "train", "plremix-cifar10jpg-sym50", semi + noise_overrides, None),
         ("bpt_plr", "train", "bpt_plr-cifar10jpg-sym50", semi + noise_overrides, None),
+        ("tcl", "train", "tcl-cifar10jpg-sym50", ["method.warmup_epochs=2", "train.lr_warmup_epochs=1", *p["tcl"],
+                                                 *noise_overrides], None),
         ("simclr", "pretrain", "simclr-cifar10jpg-small", ["method.knn_every=1", *p["simclr"]], None),
         ("mwnet", "train", "mwnet-simclr-cifar10jpg-small-sym50",
          ["model.init=@ENCODER" if p["mwnet_from_simclr"] else "model.init=null", *p["mwnet"], *noise_overrides],

@@ -28,8 +28,8 @@
 # Budgets (seconds, of the 525; each step also keeps a reserve for the ones after it):
 #   0 data: unpack 60k files with 16 processes, decode them once into the cache     cap 90  (expected ~15)
 #   1 environment (nvidia-smi, versions, a bf16 matmul), beside step 0                cap 45  (expected ~10)
-#   2 methods: CE, DivideMix, PLReMix, BPT-PLR, SimCLR, MW-Net (random init), DivideMix at batch 128 and 256:
-#     8 runs of 2 epochs on 5,120 / 1,024 images, all at once on the GPU (compiles overlap)  cap 160
+#   2 methods: CE, DivideMix, PLReMix, BPT-PLR, TCL (batch 1024), SimCLR, MW-Net (random init), DivideMix at batch 128, 256:
+#     9 runs of 2 epochs on 5,120 / 1,024 images, all at once on the GPU (compiles overlap)  cap 160
 #   3 speed.py, DivideMix, PreAct ResNet-18, 50,000 rows: [64 fp32+fast], [128 256 fast], [128 256 fp32],
 #     one process each, shares 100:75:55 of what is left                               cap 230
 #   4 the DivideMix recipe on all of CIFAR-10 JPEG (50% sym file), stopped when time is up   the rest (>= ~105)

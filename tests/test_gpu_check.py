@@ -19,7 +19,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 import gpu_check  # noqa: E402
 import pack_cifar10  # noqa: E402
 
-METHODS = ("standard", "dividemix", "plremix", "bpt_plr", "simclr", "mwnet")
+METHODS = ("standard", "dividemix", "plremix", "bpt_plr", "tcl", "simclr", "mwnet")
 
 
 @pytest.fixture(scope="module")

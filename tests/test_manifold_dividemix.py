@@ -9,15 +9,14 @@ import pytest
 import torch
 
 from noisyclr.config import load_config
-from noisyclr.data.prepare import prepare_data
-from noisyclr.engine import CHECKPOINT, build_context, run_training, seed_everything
+from noisyclr.engine import CHECKPOINT, run_training
 from noisyclr.errors import UserError
 from noisyclr.loop import Step
 from noisyclr.losses import soft_symmetric_cross_entropy, squared_error, symmetric_cross_entropy
-from noisyclr.methods import get_method
 from noisyclr.mixing import MixDraw
 from noisyclr.neighbours import ood_removal_count
 from noisyclr.tracking import read_metrics
+from tiny_runs import build_method
 
 # 6 synthetic classes, 4 in distribution, 20% OOD slots from the other 2, then 20% sym noise
 TINY = [
@@ -41,12 +40,6 @@ TINY = [
 
 def tiny(*extra):
     return load_config("manifold_dividemix-digits-ood20-sym20", TINY + list(extra))
-
-
-def build_method(cfg):
-    seed_everything(cfg.train.seed)
-    ctx = build_context(cfg, prepare_data(cfg), torch.device("cpu"))
-    return get_method(cfg.method.name)(cfg, ctx)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -164,7 +157,7 @@ def test_warmup_ood_mask_rescales_as_published_or_excludes():
 
 
 def test_bn_frozen_keeps_running_statistics():
-    method = build_method(tiny("train.epochs=1"))
+    method = build_method(tiny("train.epochs=1", "method.bn_frozen=true"))
     before = method.nets[0].backbone.block1[1].running_mean.clone()
     method.train_epoch(0)
     assert torch.equal(before, method.nets[0].backbone.block1[1].running_mean)
@@ -174,7 +167,7 @@ def test_bn_frozen_keeps_running_statistics():
 
 
 def test_two_learning_rates():
-    method = build_method(tiny())
+    method = build_method(tiny("train.lr=0.2", "method.backbone_lr=0.002"))  # the seed's rates
     method.train_epoch(0)
     heads, backbone = method.optimizers[0].param_groups
     assert backbone["lr"] == pytest.approx(heads["lr"] * 0.002 / 0.2)

@@ -13,17 +13,15 @@ import torch.nn as nn
 from noisyclr.augment import build_view
 from noisyclr.augment.contrastive import random_solarize
 from noisyclr.config import TrainConfig, load_config
-from noisyclr.data.prepare import prepare_data
-from noisyclr.engine import CHECKPOINT, build_context, run_training, seed_everything
+from noisyclr.engine import CHECKPOINT, run_training
 from noisyclr.errors import UserError
 from noisyclr.losses import cross_supervised_targets, entropy, marginal_negative_entropy
-from noisyclr.methods import get_method
 from noisyclr.models import build_network
 from noisyclr.prototypes import component_posterior, soft_prototypes
 from noisyclr.schedules import learning_rate
 from noisyclr.selection import clean_probability_assignment, minmax_normalize
 from noisyclr.tracking import read_metrics
-from tiny_runs import tiny_run
+from tiny_runs import build_method, tiny_run
 
 TINY = tiny_run() + ["train.epochs=3", "method.warmup_epochs=2", "method.feat_dim=16", "method.knn_k=10",
                      "train.lr_warmup_epochs=1"]
@@ -31,12 +29,6 @@ TINY = tiny_run() + ["train.epochs=3", "method.warmup_epochs=2", "method.feat_di
 
 def tiny(*extra):
     return load_config("tcl-digits-sym50", TINY + list(extra))
-
-
-def build_method(cfg):
-    seed_everything(cfg.train.seed)
-    ctx = build_context(cfg, prepare_data(cfg), torch.device("cpu"))
-    return get_method(cfg.method.name)(cfg, ctx)
 
 
 # ------------------------------------------------------------------------------------------------------------
