@@ -40,9 +40,24 @@ def evaluate(out_dir: str | Path, *, device: str | None = None) -> dict:
     return evaluate_run(out_dir, device=device)
 
 
+def report(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Write ``report.html`` for a run folder (default ``run_dir/report.html``, or ``out``); returns its path."""
+    from .report import write_report
+
+    return write_report(run_dir, out)
+
+
 def presets() -> list[tuple[str, str]]:
     """``(name, description)`` of the shipped presets."""
     return list_presets()
 
 
-__all__ = ["train", "resume", "pretrain", "evaluate", "presets", "load_config"]
+__all__ = ["train", "resume", "pretrain", "evaluate", "report", "presets", "load_config"]
+
+
+def detect(run_dir: str | Path, *, threshold: float = 0.5, score: str = "auto", out_dir: str | Path | None = None):
+    """Rank the training labels of a finished run: writes ``label_issues.csv`` and ``issues_summary.json`` (into
+    ``out_dir``, default the run folder) and returns :class:`noisyclr.detect.Issues` (docs/detect.md)."""
+    from .detect import detect_run
+
+    return detect_run(run_dir, threshold=threshold, score=score, out_dir=out_dir)

@@ -5,6 +5,9 @@
     noisyclr pretrain PRESET_OR_YAML [key=value ...] --out DIR     (SimCLR; writes DIR/encoder.pt + model_card.json)
     noisyclr pretrain --resume DIR [train.epochs=N ...]
     noisyclr evaluate DIR
+    noisyclr detect DIR [--threshold 0.5] [--score auto|division|model|mean] [--out DIR2]
+    noisyclr detect --train PRESET_OR_YAML [key=value ...] --out DIR     (train, then detect in DIR)
+    noisyclr report DIR [--out FILE]                                (DIR/report.html: figures, label issues)
     noisyclr presets
     noisyclr datasets
     noisyclr convert-noise NOISE_JSON ORDER_CSV OUT_CSV
@@ -50,6 +53,18 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="test accuracy of a run folder's latest checkpoint")
     e.add_argument("run_dir")
     e.add_argument("--device", choices=["auto", "cpu", "cuda"])
+
+    r = sub.add_parser("report", help="write report.html (curves, division, transition matrices, label issues)")
+    r.add_argument("run_dir")
+    r.add_argument("--out", metavar="FILE", help="the HTML file to write (default RUN_DIR/report.html)")
+
+    d = sub.add_parser("detect", help="rank the training labels of a run: label_issues.csv + issues_summary.json")
+    d.add_argument("run_dir", nargs="?", help="a finished run folder (not with --train)")
+    d.add_argument("overrides", nargs="*", help="with --train: section.key=value overrides of the preset")
+    d.add_argument("--train", metavar="PRESET", help="train this preset or YAML into --out first, then detect")
+    d.add_argument("--out", help="where to write the two files (default: the run folder); with --train the run folder")
+    d.add_argument("--threshold", type=float, default=0.5, help="is_issue = p_wrong > threshold (default 0.5)")
+    d.add_argument("--score", default="auto", help="auto (default) | division | model | mean (docs/detect.md)")
 
     sub.add_parser("presets", help="list the shipped presets")
     sub.add_parser("datasets", help="list data sources and what each expects on disk")
@@ -145,6 +160,48 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
+def _cmd_report(args) -> int:
+    from .report import write_report
+
+    print(f"wrote {write_report(args.run_dir, args.out)}")
+    return 0
+
+
+def _cmd_detect(args) -> int:
+    from .detect import SCORES
+
+    if args.score not in SCORES:  # before any training
+        raise UserError(f"unknown detect score '{args.score}'; choose one of {', '.join(SCORES)}")
+    if not 0.0 <= args.threshold <= 1.0:
+        raise UserError(f"--threshold must be in [0, 1], got {args.threshold:g}; e.g. --threshold 0.5")
+    out = args.out
+    if args.train:
+        if args.run_dir:  # a key=value given where the run folder goes
+            args.overrides = [args.run_dir] + list(args.overrides)
+        if not args.out:
+            raise UserError("noisyclr detect --train needs --out DIR (the run folder to write)")
+        args.preset, args.resume = args.train, None
+        _start_or_resume(args, "detect --train", "a preset", "the run folder to write", _lazy(".engine", "run_training"))
+        run_dir = args.out
+    else:
+        if args.overrides:
+            raise UserError(f"unrecognized arguments: {' '.join(args.overrides)}; key=value overrides go with --train")
+        if not args.run_dir:
+            raise UserError("noisyclr detect needs a run folder (or --train PRESET --out DIR)")
+        run_dir = args.run_dir
+    from .detect import detect_run
+
+    issues = detect_run(run_dir, threshold=args.threshold, score=args.score, out_dir=out)
+    s = issues.summary
+    line = f"{s['num_issues']} of {s['num_samples']} labels flagged (p_wrong > {args.threshold:g}, score {args.score})"
+    if s.get("detection"):
+        d = s["detection"]
+        line += (f"; against the true labels: precision {d['precision'] or 0:.3f}, recall {d['recall'] or 0:.3f}, "
+                 f"F1 {d['f1'] or 0:.3f}, AUC {d['auc'] or 0:.3f}")
+    print(f"{line} -> {issues.csv_path}")
+    return 0
+
+
 def _cmd_presets(args) -> int:
     from .config import list_presets
 
@@ -177,6 +234,8 @@ COMMANDS = {
     "train": _cmd_train,
     "pretrain": _cmd_pretrain,
     "evaluate": _cmd_evaluate,
+    "detect": _cmd_detect,
+    "report": _cmd_report,
     "presets": _cmd_presets,
     "datasets": _cmd_datasets,
     "convert-noise": _cmd_convert,
@@ -190,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         args, extra = _parser().parse_known_args(argv)
         if extra:
             bad = any("=" not in item or item.startswith("-") for item in extra)
-            if args.command not in ("train", "pretrain") or bad:
+            if args.command not in ("train", "pretrain", "detect") or bad:
                 raise UserError(f"unrecognized arguments: {' '.join(extra)}; run 'noisyclr --help' for usage")
             args.overrides = list(args.overrides) + extra
         if not args.command:

@@ -219,6 +219,7 @@ class LogConfig:
     wandb_project: str = "noisyclr"
     wandb_mode: str = "offline"
     checkpoint_every: int = 1  # epochs between checkpoints (the last epoch is always saved)
+    report: bool = True  # write report.html (figures, label issues) at the end of the run
 
     RANGES = {"checkpoint_every": "[1, inf)"}
 

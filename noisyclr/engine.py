@@ -314,8 +314,25 @@ def _run(cfg, out_dir: Path, ckpt_path: Path, dist: Distributed, resume: bool, s
     atomic_write_json(out_dir / SUMMARY, summary)
     if report is not None:
         write_labels_csv(out_dir / "labels.csv", ctx.train, report)
+        _write_label_issues(out_dir)
+    if cfg.log.report:  # last, from the files above; a failure to render is one warning line, never a failed run
+        from .report import report_after_run
+
+        report_after_run(out_dir, data.train, method)
     dist.barrier()
     return RunResult(out_dir, summary, metrics)
+
+
+def _write_label_issues(out_dir: Path) -> None:
+    """label_issues.csv + issues_summary.json from the labels.csv just written (docs/detect.md); the run's own
+    results are on disk already, so a failure here is one warning line, not a failed run."""
+    from .detect import detect_run
+
+    try:
+        detect_run(out_dir)
+    except Exception as exc:  # noqa: BLE001 (the run is complete; only the ranking is missing)
+        print(f"noisyclr: warning: label_issues.csv not written ({type(exc).__name__}: {exc}); "
+              f"run 'noisyclr detect {out_dir}'", file=sys.stderr)
 
 
 class _NoLogger:
@@ -404,18 +421,23 @@ def build_summary(cfg, data, device, metrics, wall_time, train_time, images) -> 
 
 
 def write_labels_csv(path: Path, train: DeviceData, report: dict) -> None:
-    """``labels.csv``: index, given_label, clean_prob, predicted_label (+ true_label when known)."""
+    """``labels.csv``: index, given_label, clean_prob, predicted_label (+ true_label when known), then the optional
+    prediction columns a method reports (``predicted_confidence``, ``given_prob``: ``methods.base.prediction_report``)."""
     given = train.labels.cpu().numpy()
     true = None if train.true_labels is None else train.true_labels.cpu().numpy()
     prob = np.asarray(report["clean_prob"], dtype=np.float64)
     pred = np.asarray(report["predicted_label"])
+    extra = [k for k in ("predicted_confidence", "given_prob") if report.get(k) is not None]
+    extra_values = [np.asarray(report[k], dtype=np.float64) for k in extra]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["index", "given_label", "clean_prob", "predicted_label"] + (["true_label"] if true is not None else []))
+    writer.writerow(["index", "given_label", "clean_prob", "predicted_label"] + (["true_label"] if true is not None else [])
+                    + extra)
     for i in range(len(given)):
         row = [i, int(given[i]), f"{prob[i]:.6f}", int(pred[i])]
         if true is not None:
             row.append(int(true[i]))
+        row += [f"{v[i]:.6f}" for v in extra_values]
         writer.writerow(row)
     atomic_write_text(path, buf.getvalue())
 

@@ -38,12 +38,20 @@ class MethodConfig:
         """Checks against the prepared data (its size, its class count), before anything is written."""
 
 
+def check_crop_scale(scale: list[float], example: str) -> None:
+    """``method.crop_scale`` is ``[min, max]`` with min <= max (each in (0, 1] by its range); UserError otherwise."""
+    if len(scale) != 2 or not scale[0] <= scale[1]:
+        raise UserError(f"method.crop_scale must be [min, max] with 0 < min <= max <= 1, got {scale}; "
+                        f"e.g. method.crop_scale={example}")
+
+
 @dataclass
 class StandardConfig(MethodConfig):
     loss: str = "ce"  # ce | gce | mae
     q: float = 0.7  # GCE exponent (non-truncated L_q)
     neg_entropy: float = 0.0  # weight of the negative-entropy (confidence) penalty
     track_memorisation: bool = True  # per-epoch clean_auc of the training loss when true labels are known
+    loss_history: bool = True  # mean normalised per-sample loss over the epochs, for labels.csv / detect
 
     CHOICES = {"loss": CLASSIFICATION_LOSSES}
     RANGES = {"q": "(0, 1]", "neg_entropy": "[0, inf)"}
@@ -204,9 +212,7 @@ class SimCLRConfig(MethodConfig):
     }
 
     def check(self, cfg) -> None:
-        if len(self.crop_scale) != 2 or not self.crop_scale[0] <= self.crop_scale[1]:
-            raise UserError(f"method.crop_scale must be [min, max] with 0 < min <= max <= 1, got {self.crop_scale}; "
-                            "e.g. method.crop_scale=[0.08,1.0]")
+        check_crop_scale(self.crop_scale, "[0.08,1.0]")
         if cfg.model.init:
             raise UserError("method simclr pretrains from scratch; remove model.init (it is for fine-tuning)")
 
@@ -257,9 +263,7 @@ class TCLConfig(MethodConfig):
     }
 
     def check(self, cfg) -> None:
-        if len(self.crop_scale) != 2 or not self.crop_scale[0] <= self.crop_scale[1]:
-            raise UserError(f"method.crop_scale must be [min, max] with 0 < min <= max <= 1, got {self.crop_scale}; "
-                            "e.g. method.crop_scale=[0.2,1.0]")
+        check_crop_scale(self.crop_scale, "[0.2,1.0]")
 
     def check_data(self, cfg, num_train: int, num_classes: int) -> None:
         if num_train < 2 * num_classes and self.sep_gmm:

@@ -16,4 +16,18 @@ def tiny_run(train_size: int = 128, test_size: int = 48, seed: int = 0, noise_ra
         "train.device=cpu",
         "train.eval_batch_size=64",
         "model.width=8",
+        "log.report=false",  # tests/test_report.py turns it on; elsewhere ~1 s of matplotlib per run
     ]
+
+
+def build_method(cfg):
+    """The method of config ``cfg`` on the CPU, built as the engine builds it (seeded, data prepared)."""
+    import torch
+
+    from noisyclr.data.prepare import prepare_data
+    from noisyclr.engine import build_context, seed_everything
+    from noisyclr.methods import get_method
+
+    seed_everything(cfg.train.seed)
+    ctx = build_context(cfg, prepare_data(cfg), torch.device("cpu"))
+    return get_method(cfg.method.name)(cfg, ctx)

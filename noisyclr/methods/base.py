@@ -21,6 +21,17 @@ from ..context import RunContext
 from ..method_configs import MethodConfig
 
 
+def prediction_report(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, np.ndarray]:
+    """labels.csv's prediction columns from ``(N, C)`` logits and the ``(N,)`` given labels: ``predicted_label``
+    (argmax), ``predicted_confidence`` (its softmax probability) and ``given_prob`` (the softmax probability of the
+    given label), as NumPy arrays."""
+    probs = torch.softmax(logits.float(), dim=1)
+    conf, pred = probs.max(dim=1)
+    given = probs.gather(1, labels.view(-1, 1).to(probs.device)).squeeze(1)
+    return {"predicted_label": pred.cpu().numpy(), "predicted_confidence": conf.cpu().numpy(),
+            "given_prob": given.cpu().numpy()}
+
+
 class Method:
     """Base class. Subclasses set ``Config``, build ``self.nets`` / ``self.optimizers`` and implement ``train_epoch``."""
 
@@ -46,7 +57,8 @@ class Method:
 
     # ---------------------------------------------------------------------------------------------- outputs
     def sample_report(self) -> dict[str, np.ndarray] | None:
-        """Per training sample ``clean_prob`` and ``predicted_label`` for labels.csv (dividing methods)."""
+        """Per training sample ``clean_prob`` and ``predicted_label`` for labels.csv, and optionally
+        ``predicted_confidence`` and ``given_prob`` (see :func:`prediction_report`)."""
         return None
 
     # ---------------------------------------------------------------------------------------------- state

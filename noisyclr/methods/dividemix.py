@@ -34,7 +34,7 @@ from ..losses import cross_entropy, negative_entropy
 from ..losses.semi import co_guess, co_refine, lambda_u_at, mixmatch, mixmatch_losses, sharpen, uniform_prior_penalty
 from ..metrics import class_recall, clean_auc, selection_scores
 from ..selection import clean_probability_1d
-from .base import Method
+from .base import Method, prediction_report
 from ..method_configs import DivideMixConfig
 
 
@@ -258,10 +258,9 @@ class DivideMix(Method):
         ctx = self.ctx
         logits = ctx.eval_logits(self.nets, ctx.train)
         probs = [self.divide(k, ctx.cfg.train.epochs) for k in (0, 1)]
-        return {
-            "clean_prob": ((probs[0] + probs[1]) / 2).cpu().numpy(),
-            "predicted_label": (logits[0] + logits[1]).argmax(1).cpu().numpy(),
-        }
+        # the ensemble's prediction: the softmax of the summed logits, whose argmax is the test prediction
+        return {"clean_prob": ((probs[0] + probs[1]) / 2).cpu().numpy(),
+                **prediction_report(logits[0] + logits[1], ctx.train.labels)}
 
     def extra_state(self) -> dict:
         return {"loss_history": [list(h) for h in self.loss_history]}

@@ -35,7 +35,7 @@ from ..metrics import clean_auc, selection_scores
 from ..mixing import draw_mix
 from ..neighbours import knn_ood_score, ood_flags, ood_removal_count
 from ..selection import clean_probability_1d
-from .base import Method
+from .base import Method, prediction_report
 
 GMM_MAX_ITER = 20  # the seed's GaussianMixture(max_iter=20, tol=1e-2, reg_covar=5e-4)
 
@@ -256,7 +256,7 @@ class ManifoldDivideMix(Method):
         (logits,) = ctx.eval_logits(self.nets, ctx.train)
         if self.prob is None:  # never divided (a warm-up-only run): the division the next epoch would make
             self.divide(self.cfg.train.epochs)
-        return {"clean_prob": self.clean_prob().cpu().numpy(), "predicted_label": logits.argmax(1).cpu().numpy()}
+        return {"clean_prob": self.clean_prob().cpu().numpy(), **prediction_report(logits, ctx.train.labels)}
 
     def extra_state(self) -> dict:
         state = {"divisions": self.divisions}

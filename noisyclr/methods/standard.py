@@ -3,7 +3,10 @@
 The baseline every paper compares against, and the place to watch memorisation: each epoch, when the true labels
 are known, the per-sample training loss (eval pass, test view) is scored for how well it separates clean from
 wrong labels (``clean_auc``). Under noise that AUC rises while the network learns the easy clean samples first,
-then falls as it memorises the wrong labels.
+then falls as it memorises the wrong labels. That is why labels.csv's clean probability is not the last epoch's
+loss but the mean of every epoch's min-max normalised loss (``loss_history``), through the 1-D GMM: a wrong label
+is learnt late, so its loss stays high through most epochs even when the final network has memorised it
+(docs/detect.md, "The score").
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ import torch
 from ..loop import OnePass, run_epoch
 from ..losses import classification_loss, negative_entropy
 from ..metrics import clean_auc
-from .base import Method
+from .base import Method, prediction_report
+from ..selection import clean_probability_1d, minmax_normalize
 from ..method_configs import StandardConfig
 
 
@@ -28,6 +32,8 @@ class Standard(Method):
         self.optimizers = [ctx.sgd(net.parameters())]
         self.forward = ctx.compiled(net)
         self.views = ctx.views({"weak": "weak"})
+        self.loss_sum: torch.Tensor | None = None  # Σ over epochs of the normalised per-sample loss (checkpointed)
+        self.loss_epochs = 0
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor, rows: int | None = None) -> torch.Tensor:
         """Mean of the configured per-sample loss, plus ``neg_entropy ·`` the negative-entropy penalty.
@@ -55,12 +61,35 @@ class Standard(Method):
         r = run_epoch(ctx, plan, self.step, self.optimizers[0], epoch=epoch, desc=f"epoch {epoch + 1}",
                       lr_per_step=True)
         out = {"train_loss": r["loss"], "images": r["images"], "lr": r["lr"]}
-        if self.mcfg.track_memorisation and ctx.train.is_clean is not None:
-            out["clean_auc"] = self.memorisation_auc()
+        m = self.mcfg
+        watch = m.track_memorisation and ctx.train.is_clean is not None
+        if watch or m.loss_history:
+            losses = self.train_losses()[1]
+            if m.loss_history:
+                norm = minmax_normalize(losses.double())
+                self.loss_sum = norm if self.loss_sum is None else self.loss_sum + norm
+                self.loss_epochs += 1
+            if watch:
+                out["clean_auc"] = clean_auc(-losses, ctx.train.is_clean)
         return out
 
-    def memorisation_auc(self) -> float:
-        """AUC of ``-loss`` (eval pass, test view) for separating clean from wrong training labels."""
+    def train_losses(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(logits, per-sample loss)`` of the training set (eval pass, test view)."""
         (logits,) = self.ctx.eval_logits(self.nets, self.ctx.train)
-        losses = classification_loss(self.mcfg.loss, logits, self.ctx.train.labels, q=self.mcfg.q)
-        return clean_auc(-losses, self.ctx.train.is_clean)
+        return logits, classification_loss(self.mcfg.loss, logits, self.ctx.train.labels, q=self.mcfg.q)
+
+    def sample_report(self) -> dict:
+        """The small-loss criterion: a 2-component GMM on the mean normalised per-sample loss over the epochs
+        (the final epoch's loss without ``loss_history``), and the final network's prediction (docs/detect.md)."""
+        logits, losses = self.train_losses()
+        points = self.loss_sum / self.loss_epochs if self.loss_epochs else losses
+        prob, _ = clean_probability_1d(points)
+        return {"clean_prob": prob.cpu().numpy(), **prediction_report(logits, self.ctx.train.labels)}
+
+    def extra_state(self) -> dict:
+        return {} if self.loss_sum is None else {"loss_sum": self.loss_sum, "loss_epochs": self.loss_epochs}
+
+    def load_extra_state(self, state: dict) -> None:
+        if "loss_sum" in state:
+            self.loss_sum = state["loss_sum"].to(self.ctx.device)
+            self.loss_epochs = int(state["loss_epochs"])

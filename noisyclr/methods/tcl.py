@@ -38,7 +38,7 @@ from ..mixing import draw_mix
 from ..neighbours import knn_predict
 from ..prototypes import component_posterior, prototype_logits, soft_prototypes
 from ..selection import clean_probability_assignment
-from .base import Method
+from .base import Method, prediction_report
 
 LOSS_TERMS = ("ctr", "cls", "align", "ent", "ne")
 
@@ -67,7 +67,7 @@ class TCL(Method):
         self.prototypes: torch.Tensor | None = None
         self.confidence: torch.Tensor | None = None
         self.rho_hat: float | None = None
-        self._train_pass: tuple[torch.Tensor, torch.Tensor] | None = None  # (predictions, z) of the last model
+        self._train_pass: tuple[torch.Tensor, torch.Tensor] | None = None  # (logits, z) of the last model
         self.epoch = -1
 
     # ---------------------------------------------------------------------------------------------- noise model
@@ -91,7 +91,7 @@ class TCL(Method):
         self.prototypes = ctx.dist.broadcast_(mu.contiguous())
         self.confidence = ctx.dist.broadcast_(w.contiguous())
         self.rho_hat = float((self.confidence > 0.5).float().mean())
-        self._train_pass = (logits.argmax(1), z)
+        self._train_pass = (logits, z)
         return self.division_metrics(gamma)
 
     def division_metrics(self, gamma: torch.Tensor) -> dict:
@@ -109,7 +109,7 @@ class TCL(Method):
         recall = class_recall(clean, ctx.train.labels, is_clean, ctx.num_classes)
         defined = [v for v in recall if v is not None]
         out["class_recall_min"] = min(defined) if defined else float("nan")
-        out["train_acc"] = accuracy(self._train_pass[0], ctx.train.true_labels)
+        out["train_acc"] = accuracy(self._train_pass[0].argmax(1), ctx.train.true_labels)
         return out
 
     # ---------------------------------------------------------------------------------------------- training
@@ -186,8 +186,7 @@ class TCL(Method):
         if m.knn_k == 0 or not (last or (self.epoch + 1) % m.knn_every == 0):
             return {}
         if self._train_pass is None:  # resumed: the noise model came from the checkpoint, not from a pass
-            ((logits, z),) = ctx.eval_pass(self.nets, ctx.train, forward=logits_and_unit_projection)
-            self._train_pass = (logits.argmax(1), z)
+            self._train_pass = ctx.eval_pass(self.nets, ctx.train, forward=logits_and_unit_projection)[0]
         bank_labels = ctx.train.true_labels if ctx.train.true_labels is not None else ctx.train.labels
         ((_, test_z),) = ctx.eval_pass(self.nets, ctx.test, forward=logits_and_unit_projection)
         pred = knn_predict(self._train_pass[1], bank_labels, test_z, ctx.num_classes, k=m.knn_k,
@@ -199,7 +198,8 @@ class TCL(Method):
         """w of the last noise model as the clean probability, the classifier's prediction as the label."""
         if self._train_pass is None or self.confidence is None:
             self.noise_model()
-        return {"clean_prob": self.confidence.cpu().numpy(), "predicted_label": self._train_pass[0].cpu().numpy()}
+        return {"clean_prob": self.confidence.cpu().numpy(),
+                **prediction_report(self._train_pass[0], self.ctx.train.labels)}
 
     def extra_state(self) -> dict:
         if self.confidence is None:
