@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .config import Config, list_presets, load_config
-from .engine import RunResult, evaluate_run, run_training
+from .engine import RunResult, evaluate_run, restore_method, run_training
 
 
 def train(preset_or_config: str | Config, overrides: list[str] | None = None, *, out_dir: str | Path) -> RunResult:
@@ -44,7 +44,7 @@ def report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write ``report.html`` for a run folder (default ``run_dir/report.html``, or ``out``); returns its path."""
     from .report import write_report
 
-    return write_report(run_dir, out)
+    return write_report(run_dir, out, restore=restore_method)
 
 
 def presets() -> list[tuple[str, str]]:

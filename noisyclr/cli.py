@@ -161,9 +161,10 @@ def _cmd_evaluate(args) -> int:
 
 
 def _cmd_report(args) -> int:
+    from .engine import restore_method
     from .report import write_report
 
-    print(f"wrote {write_report(args.run_dir, args.out)}")
+    print(f"wrote {write_report(args.run_dir, args.out, restore=restore_method)}")
     return 0
 
 

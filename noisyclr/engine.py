@@ -323,6 +323,19 @@ def _run(cfg, out_dir: Path, ckpt_path: Path, dist: Distributed, resume: bool, s
     return RunResult(out_dir, summary, metrics)
 
 
+def restore_method(cfg: Config, data, checkpoint: Path, device: torch.device | None = None):
+    """The method of a finished run rebuilt from its saved config, prepared data and checkpoint (for the pages and
+    tools that read a trained run: ``noisyclr report``'s recomputed division)."""
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    device = device or resolve_device(cfg.train.device)
+    seed_everything(cfg.train.seed)
+    ctx = build_context(cfg, data, device)
+    method = get_method(cfg.method.name)(cfg, ctx)
+    load_method_state(method, load_checkpoint(checkpoint), checkpoint)
+    return method
+
+
 def _write_label_issues(out_dir: Path) -> None:
     """label_issues.csv + issues_summary.json from the labels.csv just written (docs/detect.md); the run's own
     results are on disk already, so a failure here is one warning line, not a failed run."""

@@ -677,35 +677,29 @@ def division_points(method) -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-def _recompute_points(run: _Run, data) -> list[tuple[np.ndarray, np.ndarray]]:
+def _recompute_points(run: _Run, data, restore) -> list[tuple[np.ndarray, np.ndarray]]:
     """The last division of a PLReMix / BPT-PLR run recomputed from its checkpoint (``noisyclr report``): one eval
-    pass over the training set per network, skipped on the CPU above :data:`RECOMPUTE_CPU_LIMIT` samples."""
+    pass over the training set per network, skipped on the CPU above :data:`RECOMPUTE_CPU_LIMIT` samples.
+
+    ``restore(cfg, data, checkpoint) -> method`` rebuilds the trained method (:func:`noisyclr.engine.restore_method`,
+    passed in by the CLI and the API: the engine imports this module for its end-of-run page, so this module does
+    not import the engine); None skips the recomputation."""
     from .rundir import CHECKPOINT
 
-    if getattr(run.cfg.method, "name", None) not in ("plremix", "bpt_plr") or data is None:
+    if restore is None or getattr(run.cfg.method, "name", None) not in ("plremix", "bpt_plr") or data is None:
         return []
     if not (run.path / CHECKPOINT).is_file() or getattr(data.train, "images", None) is None:
         return []
-    import torch
-
     from .context import resolve_device
-    from .engine import build_context, load_checkpoint, load_method_state, seed_everything
-    from .methods import get_method
 
     cfg = run.cfg
-    device = resolve_device(cfg.train.device)
-    if device.type == "cpu" and len(data.train) > RECOMPUTE_CPU_LIMIT:
+    if resolve_device(cfg.train.device).type == "cpu" and len(data.train) > RECOMPUTE_CPU_LIMIT:
         run.notes.append(f"The 2-D division scatter is drawn at the end of a run; recomputing it here would need an "
                          f"eval pass over {len(data.train):,} samples on the CPU, so it was skipped.")
         return []
     try:
-        if cfg.train.threads:
-            torch.set_num_threads(cfg.train.threads)
         cfg.log.progress = "off"
-        seed_everything(cfg.train.seed)
-        ctx = build_context(cfg, data, device)
-        method = get_method(cfg.method.name)(cfg, ctx)
-        load_method_state(method, load_checkpoint(run.path / CHECKPOINT), run.path / CHECKPOINT)
+        method = restore(cfg, data, run.path / CHECKPOINT)
         method.sample_report()
         return division_points(method)
     except (UserError, RuntimeError, ValueError, KeyError) as exc:
@@ -980,14 +974,15 @@ def _select_epochs(rows: list[dict], epochs) -> list[dict]:
     return [r for r in rows if r.get("epoch") in wanted]
 
 
-def write_report(run_dir, out=None, *, epochs=None, table=None, points=None) -> Path:
+def write_report(run_dir, out=None, *, epochs=None, table=None, points=None, restore=None) -> Path:
     """Write ``report.html`` for the run folder ``run_dir`` (default ``run_dir/report.html``, or ``out``); returns
     its path.
 
     ``epochs``: the epochs the per-epoch figures show, ``(first, last)`` (inclusive, either may be None) or an
     iterable of epoch numbers; None: all. ``table`` (the prepared training table) and ``points`` (the 2-D
     division's points) are what the end of a run already holds; without them the training data is prepared again
-    from the saved config for the thumbnails, and a PLReMix / BPT-PLR division is recomputed from the checkpoint.
+    from the saved config for the thumbnails, and a PLReMix / BPT-PLR division is recomputed from the checkpoint
+    with ``restore`` (:func:`noisyclr.engine.restore_method`; None: no recomputation).
     A missing folder or one that is not a run is a UserError.
     """
     from .io import atomic_write_text
@@ -1004,7 +999,7 @@ def write_report(run_dir, out=None, *, epochs=None, table=None, points=None) -> 
         data = _prepare_table(run)
         table = data.train if data is not None else None
         if points is None:
-            points = _recompute_points(run, data)
+            points = _recompute_points(run, data, restore)
     atomic_write_text(target, render(run, table=table, points=points))
     return target
 

@@ -1,0 +1,151 @@
+"""noisyclr detect vs cleanlab on the same noisy labels, backbone and CPU budget (issue #15).
+
+    python benchmarks/detect_vs_cleanlab.py [--settings digits-sym50 digits-sym80 c10n-worst c10n-aggre]
+                                            [--seeds 3] [--folds 5] [--method dividemix] [key=value ...]
+
+cleanlab (a benchmark dependency only: ``pip install cleanlab``) gets what its documentation asks for: K-fold
+out-of-fold predicted probabilities of a CE model (the ``standard-ce`` preset of the setting, one noisyclr run per
+fold on the other K-1 folds, predicting the held-out fold with the test view), then ``find_label_issues`` (the
+flagged set; its default ``prune_by_noise_rate``) and ``get_label_quality_scores`` (the ranking; its default
+``self_confidence``). noisyclr trains the setting's ``--method`` preset once on all the data and runs
+``noisyclr detect`` on it (score ``auto``, threshold 0.5). Both see the same noisy labels (the same ``noise.seed``),
+the same backbone and the same training recipe per run; the wall time of each side is printed with the table.
+
+Scores against the truly wrong labels: AUC and average precision of the ranking (cleanlab: 1 − quality score;
+noisyclr: p_wrong), precision / recall / F1 of the flagged set. Mean ± std over the seeds, and the worst seed.
+
+Settings: ``digits-symNN`` (the 8x8 digits presets, DivideMix's sym generator), ``c10n-worst`` / ``c10n-aggre``
+(the CIFAR-10 JPEG folder with the CIFAR-10N human labels of ../shared/data/cifar10n/labels.csv, a stratified
+``--c10-limit`` subset, the width-16 small CNN, ``--c10-epochs`` epochs: the CPU budget).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from noisyclr import api  # noqa: E402
+from noisyclr.config import load_config  # noqa: E402
+from noisyclr.detect import detection_scores  # noqa: E402
+
+
+def setting_overrides(name: str, args) -> tuple[str, str, list[str], list[str]]:
+    """(CE preset, noisyclr preset, overrides both share, overrides of the noisyclr method only) of a setting."""
+    if name.startswith("digits-sym"):
+        rate = int(name.removeprefix("digits-sym")) / 100
+        return "standard-ce-digits-sym50", f"{args.method}-digits-sym50", [f"noise.rate={rate}"], []
+    if name in ("c10n-worst", "c10n-aggre"):
+        column = name.split("-")[1]
+        common = ["noise.kind=human", "noise.file=../shared/data/cifar10n/labels.csv", f"noise.column={column}",
+                  "noise.order_file=null", f"dataset.train_limit={args.c10_limit}", "dataset.test_limit=2000",
+                  "model.backbone=small_cnn", "model.width=16", f"train.epochs={args.c10_epochs}",
+                  "train.batch_size=64", "train.schedule=cosine", "train.lr=0.02"]
+        if args.method in ("dividemix", "plremix", "bpt_plr"):
+            common_m = [f"method.warmup_epochs={max(args.c10_epochs // 4, 1)}",
+                        f"method.rampup_length={max(args.c10_epochs // 3, 1)}"]
+        else:
+            common_m = []
+        return "standard-ce-cifar10jpg-sym50", f"{args.method}-cifar10jpg-sym50", common, common_m
+    raise SystemExit(f"unknown setting {name}")
+
+
+def oof_probabilities(preset: str, overrides: list[str], folds: int, seed: int) -> tuple[np.ndarray, np.ndarray,
+                                                                                          np.ndarray, float]:
+    """(given labels, true labels, out-of-fold softmax probabilities (N, C), wall s) of K noisyclr CE runs."""
+    import torch
+
+    from noisyclr.data.prepare import prepare_data
+    from noisyclr.engine import build_context, seed_everything
+    from noisyclr.methods import get_method
+
+    cfg = load_config(preset, overrides + ["train.device=cpu", "log.progress=off", "log.report=false"])
+    t0 = time.perf_counter()
+    data = prepare_data(cfg)
+    n = len(data.train.labels)
+    rng = np.random.default_rng(seed)
+    fold_of = rng.permutation(np.arange(n) % folds)
+    probs = np.zeros((n, data.train.num_classes))
+    for k in range(folds):
+        held = np.flatnonzero(fold_of == k)
+        rest = np.flatnonzero(fold_of != k)
+        fold = dataclasses.replace(data, train=data.train.subset(rest), test=data.train.subset(held))
+        seed_everything(cfg.train.seed + k)
+        ctx = build_context(cfg, fold, torch.device("cpu"))
+        method = get_method("standard")(cfg, ctx)
+        for epoch in range(cfg.train.epochs):
+            method.train_epoch(epoch)
+        (logits,) = ctx.eval_logits(method.nets, ctx.test)
+        probs[held] = torch.softmax(logits, 1).numpy()
+    return data.train.labels, data.train.true_labels, probs, time.perf_counter() - t0
+
+
+def run_cleanlab(labels, probs) -> tuple[np.ndarray, np.ndarray]:
+    """(flagged mask, wrongness score) from cleanlab's defaults."""
+    from cleanlab.filter import find_label_issues
+    from cleanlab.rank import get_label_quality_scores
+
+    flagged = find_label_issues(labels, probs)
+    quality = get_label_quality_scores(labels, probs)
+    return np.asarray(flagged, dtype=bool), 1.0 - np.asarray(quality)
+
+
+def fmt(values: list[float]) -> str:
+    values = [v for v in values if v is not None and v == v]
+    if not values:
+        return "-"
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):.3f} ± {std:.3f} ({min(values):.3f})"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--settings", nargs="+", default=["digits-sym50", "digits-sym80"])
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--method", default="dividemix")
+    p.add_argument("--c10-limit", type=int, default=5000)
+    p.add_argument("--c10-epochs", type=int, default=10)
+    p.add_argument("--out", type=Path, default=None)
+    p.add_argument("overrides", nargs="*")
+    args = p.parse_args()
+    root = args.out or Path(tempfile.mkdtemp(prefix="nc-detect-"))
+    print(f"runs under {root}; cleanlab {__import__('cleanlab').__version__}, {args.folds}-fold CE; noisyclr "
+          f"{args.method} + detect (score auto)")
+    print("| setting | tool | n | AUC | average precision | precision | recall | F1 | wall s |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name in args.settings:
+        ce_preset, nc_preset, common, method_extra = setting_overrides(name, args)
+        results = {"cleanlab": [], "noisyclr": []}
+        for s in range(args.seeds):
+            seeds = [f"train.seed={s}", f"noise.seed={123 + s}", "train.threads=1", *args.overrides]
+            labels, true, probs, wall = oof_probabilities(ce_preset, common + seeds, args.folds, s)
+            t0 = time.perf_counter()
+            flagged, score = run_cleanlab(labels, probs)
+            wall += time.perf_counter() - t0
+            results["cleanlab"].append({**detection_scores(score, flagged, labels != true), "wall": wall})
+            t0 = time.perf_counter()
+            out = root / f"{name}-{args.method}-s{s}"
+            api.train(nc_preset, common + method_extra + seeds + ["train.device=cpu", "log.progress=off",
+                                                                  "log.report=false"], out_dir=out)
+            issues = api.detect(out)
+            wall = time.perf_counter() - t0
+            results["noisyclr"].append({**issues.summary["detection"], "wall": wall})
+        for tool, rows in results.items():
+            cells = [fmt([r[k] for r in rows]) for k in ("auc", "average_precision", "precision", "recall", "f1")]
+            print(f"| {name} | {tool} | {len(rows)} | " + " | ".join(cells)
+                  + f" | {statistics.fmean(r['wall'] for r in rows):.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
