@@ -34,7 +34,8 @@ def test_two_epoch_run_divides_and_writes_labels(tmp_path, preset):
     with open(out / "labels.csv") as handle:
         table = list(csv.DictReader(handle))
     assert len(table) == 128
-    assert set(table[0]) == {"index", "given_label", "clean_prob", "predicted_label", "true_label"}
+    assert set(table[0]) == {"index", "given_label", "clean_prob", "predicted_label", "true_label",
+                             "predicted_confidence", "given_prob"}
     probs = [float(r["clean_prob"]) for r in table]
     assert all(0.0 <= p <= 1.0 for p in probs) and len(set(probs)) > 2
     # the division must be informative: clean samples get a higher mean clean probability than wrong ones
