@@ -16,7 +16,7 @@ from noisyclr.losses import soft_symmetric_cross_entropy, squared_error, symmetr
 from noisyclr.mixing import MixDraw
 from noisyclr.neighbours import ood_removal_count
 from noisyclr.tracking import read_metrics
-from tiny_runs import build_method
+from tiny_runs import assert_same_resumed_run, build_method
 
 # 6 synthetic classes, 4 in distribution, 20% OOD slots from the other 2, then 20% sym noise
 TINY = [
@@ -201,16 +201,7 @@ def test_resume_is_bit_identical_including_the_ood_set(tmp_path):
     run_training(tiny(), full)
     run_training(tiny(), part, stop_after_epoch=3)  # between divisions: the checkpoint holds the division and OOD set
     run_training(None, part, resume=True)
-    drop = ("epoch_time_s", "train_time_s")
-    strip = lambda rows: [{k: v for k, v in r.items() if k not in drop} for r in rows]  # noqa: E731
-    assert strip(read_metrics(part)) == strip(read_metrics(full))
-    a = torch.load(full / CHECKPOINT, weights_only=True)["method"]
-    b = torch.load(part / CHECKPOINT, weights_only=True)["method"]
-    for key in a["nets"][0]:
-        assert torch.equal(a["nets"][0][key], b["nets"][0][key]), key
-    for key in ("ood", "prob"):
-        assert torch.equal(a["extra"][key], b["extra"][key])
-    assert (full / "labels.csv").read_text() == (part / "labels.csv").read_text()
+    assert_same_resumed_run(full, part, ("ood", "prob"))
 
 
 def test_bad_numbers_are_one_line_errors():

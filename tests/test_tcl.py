@@ -13,7 +13,7 @@ import torch.nn as nn
 from noisyclr.augment import build_view
 from noisyclr.augment.contrastive import random_solarize
 from noisyclr.config import TrainConfig, load_config
-from noisyclr.engine import CHECKPOINT, run_training
+from noisyclr.engine import run_training
 from noisyclr.errors import UserError
 from noisyclr.losses import cross_supervised_targets, entropy, marginal_negative_entropy
 from noisyclr.models import build_network
@@ -21,7 +21,7 @@ from noisyclr.prototypes import component_posterior, soft_prototypes
 from noisyclr.schedules import learning_rate
 from noisyclr.selection import clean_probability_assignment, minmax_normalize
 from noisyclr.tracking import read_metrics
-from tiny_runs import build_method, tiny_run
+from tiny_runs import assert_same_resumed_run, build_method, tiny_run
 
 TINY = tiny_run() + ["train.epochs=3", "method.warmup_epochs=2", "method.feat_dim=16", "method.knn_k=10",
                      "train.lr_warmup_epochs=1"]
@@ -258,16 +258,7 @@ def test_resume_is_bit_identical_including_the_noise_model(tmp_path):
     run_training(tiny(), full)
     run_training(tiny(), part, stop_after_epoch=2)  # the checkpoint holds the noise model after epoch 2
     run_training(None, part, resume=True)
-    drop = ("epoch_time_s", "train_time_s")
-    strip = lambda rows: [{k: v for k, v in r.items() if k not in drop} for r in rows]  # noqa: E731
-    assert strip(read_metrics(part)) == strip(read_metrics(full))
-    a = torch.load(full / CHECKPOINT, weights_only=True)["method"]
-    b = torch.load(part / CHECKPOINT, weights_only=True)["method"]
-    for key in a["nets"][0]:
-        assert torch.equal(a["nets"][0][key], b["nets"][0][key]), key
-    for key in ("prototypes", "confidence"):
-        assert torch.equal(a["extra"][key], b["extra"][key])
-    assert (full / "labels.csv").read_text() == (part / "labels.csv").read_text()
+    assert_same_resumed_run(full, part, ("prototypes", "confidence"))
 
 
 @pytest.mark.parametrize("override,word", [

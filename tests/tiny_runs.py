@@ -31,3 +31,27 @@ def build_method(cfg):
     seed_everything(cfg.train.seed)
     ctx = build_context(cfg, prepare_data(cfg), torch.device("cpu"))
     return get_method(cfg.method.name)(cfg, ctx)
+
+
+def assert_same_resumed_run(full, part, extra_keys=()) -> None:
+    """A run stopped and resumed (``part``) equals the uninterrupted one (``full``): every metric but the timings,
+    every network tensor, the method state ``extra_keys`` of the checkpoint, and labels.csv."""
+    import torch
+
+    from noisyclr.engine import CHECKPOINT
+    from noisyclr.tracking import read_metrics
+
+    drop = ("epoch_time_s", "train_time_s")
+
+    def strip(rows):
+        return [{k: v for k, v in r.items() if k not in drop} for r in rows]
+
+    assert strip(read_metrics(part)) == strip(read_metrics(full))
+    a = torch.load(full / CHECKPOINT, weights_only=True)["method"]
+    b = torch.load(part / CHECKPOINT, weights_only=True)["method"]
+    for net_a, net_b in zip(a["nets"], b["nets"]):
+        for key in net_a:
+            assert torch.equal(net_a[key], net_b[key]), key
+    for key in extra_keys:
+        assert torch.equal(a["extra"][key], b["extra"][key]), key
+    assert (full / "labels.csv").read_text() == (part / "labels.csv").read_text()
