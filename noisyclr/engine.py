@@ -379,13 +379,20 @@ def evaluate_method(method, ctx: RunContext) -> dict:
 
     A method with its own notion of test accuracy (e.g. k-NN accuracy of a self-supervised encoder) defines
     ``evaluate() -> dict`` holding at least ``test_acc``; it is used instead. A method that only adds monitors
-    (TCL's k-NN accuracy of the projections) defines ``evaluate_extra() -> dict``, merged into the row.
+    (TCL's k-NN accuracy of the projections) defines ``evaluate_extra() -> dict``, merged into the row; with a
+    ``test_forward(net, x) -> (logits, *more)`` the test pass computes both and ``evaluate_extra(more_per_net)``
+    gets the rest, so the test set is passed once.
     """
     custom = getattr(method, "evaluate", None)
     if custom is not None:
         return custom()
     nets = method.eval_nets()
-    logits = ctx.eval_logits(nets, ctx.test)
+    forward = getattr(method, "test_forward", None)  # logits and more in one pass (TCL's projections)
+    if forward is None:
+        logits, rest = ctx.eval_logits(nets, ctx.test), None
+    else:
+        outs = ctx.eval_pass(nets, ctx.test, forward=forward)
+        logits, rest = [o[0] for o in outs], [o[1:] for o in outs]
     labels = ctx.test.labels
     out = {"test_acc": accuracy(sum(logits).argmax(1), labels)}
     if len(logits) > 1:
@@ -395,7 +402,7 @@ def evaluate_method(method, ctx: RunContext) -> dict:
         out["val_acc"] = accuracy(sum(ctx.eval_logits(nets, ctx.holdout)).argmax(1), ctx.holdout.labels)
     extra = getattr(method, "evaluate_extra", None)
     if extra is not None:
-        out.update(extra())
+        out.update(extra() if forward is None else extra(rest))
     return out
 
 

@@ -52,6 +52,13 @@ def cosine_topk(bank: torch.Tensor, query: torch.Tensor, k: int, *, chunk: int =
     return torch.cat(sims), torch.cat(idx)
 
 
+def knn_monitor_due(epoch: int, epochs: int, k: int, every: int) -> bool:
+    """Whether a k-NN monitor runs after 0-based ``epoch`` of ``epochs``: ``k > 0`` and every ``every`` epochs, the
+    last one always (and an evaluation outside training, ``epoch < 0``)."""
+    last = epoch + 1 >= epochs or epoch < 0
+    return k > 0 and (last or (epoch + 1) % every == 0)
+
+
 @torch.no_grad()
 def knn_predict(train_features: torch.Tensor, train_labels: torch.Tensor, query: torch.Tensor, num_classes: int, *,
                 k: int = 200, temperature: float = 0.1, chunk: int = 1024) -> torch.Tensor:

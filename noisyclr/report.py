@@ -512,21 +512,17 @@ def _scatter_figure(figs: _Figures, points: list[tuple[np.ndarray, np.ndarray]],
 
 def transition_matrices(issues: _Issues, num_classes: int) -> tuple[np.ndarray, np.ndarray | None]:
     """Row-normalised ``(estimated, true)``: row = given label; column = the estimated true label (the suggestion
-    for a flagged label, the given label for a kept one) or the true label (None when unknown; OOD rows left out)."""
-    estimated_label = np.where(issues.is_issue, issues.suggested, issues.given)
-    est = _counts(issues.given, estimated_label, num_classes)
-    true = None
-    if issues.true is not None:
-        ok = issues.true >= 0
-        true = _counts(issues.given[ok], issues.true[ok], num_classes)
+    for a flagged label, the given label for a kept one) or the true label (None when unknown; OOD rows left out).
+    Both are :func:`noisyclr.detect.transition_matrix` over the labels in range."""
+    from .detect import transition_matrix
+
+    def rows(given, other):
+        ok = (given >= 0) & (given < num_classes) & (other >= 0) & (other < num_classes)
+        return transition_matrix(given[ok], other[ok], num_classes)[1]
+
+    est = rows(issues.given, np.where(issues.is_issue, issues.suggested, issues.given))
+    true = None if issues.true is None else rows(issues.given, issues.true)
     return est, true
-
-
-def _counts(rows_of: np.ndarray, cols_of: np.ndarray, c: int) -> np.ndarray:
-    ok = (rows_of >= 0) & (rows_of < c) & (cols_of >= 0) & (cols_of < c)
-    m = np.zeros((c, c))
-    np.add.at(m, (rows_of[ok], cols_of[ok]), 1)
-    return m / np.maximum(m.sum(axis=1, keepdims=True), 1)
 
 
 def _matrix_figure(figs: _Figures, issues: _Issues, names: list[str]) -> str | None:
@@ -659,20 +655,16 @@ def division_points(method) -> list[tuple[np.ndarray, np.ndarray]]:
     info = getattr(method, "info", None)
     if not isinstance(info, (list, tuple)):
         return []
-    import torch
-    import torch.nn.functional as F
+    from .losses import cross_entropy
+    from .selection import minmax_normalize
 
     labels = method.ctx.train.labels
     out = []
     for item in info:
         if not isinstance(item, dict) or "proto_logits" not in item or "logits" not in item:
             continue
-        with torch.no_grad():
-            pair = []
-            for logits in (item["logits"], item["proto_logits"]):
-                loss = F.cross_entropy(logits.float(), labels.to(logits.device), reduction="none")
-                lo, hi = loss.min(), loss.max()
-                pair.append(((loss - lo) / (hi - lo).clamp_min(1e-12)).cpu().numpy())
+        pair = [minmax_normalize(cross_entropy(logits, labels.to(logits.device)).detach()).cpu().numpy()
+                for logits in (item["logits"], item["proto_logits"])]
         out.append((pair[0], pair[1]))
     return out
 

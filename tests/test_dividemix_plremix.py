@@ -8,7 +8,7 @@ import torch
 from noisyclr.config import load_config
 from noisyclr.engine import CHECKPOINT, run_training
 from noisyclr.tracking import read_metrics
-from tiny_runs import tiny_run
+from tiny_runs import assert_same_resumed_run, tiny_run
 
 TINY = tiny_run() + ["train.epochs=2", "method.warmup_epochs=1"]
 
@@ -57,17 +57,7 @@ def test_resume_is_bit_identical(tmp_path, preset, extra):
     run_training(tiny(preset, *args), full)
     run_training(tiny(preset, *args), part, stop_after_epoch=2)  # stop after the first semi-supervised epoch
     run_training(None, part, resume=True)
-    drop = ("epoch_time_s", "train_time_s")
-    strip = lambda rows: [{k: v for k, v in r.items() if k not in drop} for r in rows]
-    assert strip(read_metrics(part)) == strip(read_metrics(full))
-    a = torch.load(full / CHECKPOINT, weights_only=True)["method"]
-    b = torch.load(part / CHECKPOINT, weights_only=True)["method"]
-    for net_a, net_b in zip(a["nets"], b["nets"]):
-        for key in net_a:
-            assert torch.equal(net_a[key], net_b[key]), key
-    for pa, pb in zip(a["extra"].get("prototypes", []), b["extra"].get("prototypes", [])):
-        assert torch.equal(pa, pb)
-    assert (full / "labels.csv").read_text() == (part / "labels.csv").read_text()
+    assert_same_resumed_run(full, part, ("prototypes",))
 
 
 def test_plremix_prototypes_are_unit_rows_and_checkpointed(tmp_path):

@@ -52,6 +52,11 @@ def assert_same_resumed_run(full, part, extra_keys=()) -> None:
     for net_a, net_b in zip(a["nets"], b["nets"]):
         for key in net_a:
             assert torch.equal(net_a[key], net_b[key]), key
-    for key in extra_keys:
-        assert torch.equal(a["extra"][key], b["extra"][key]), key
+    for key in extra_keys:  # a tensor, or a list of them (one per network), or absent from both
+        va, vb = a["extra"].get(key), b["extra"].get(key)
+        assert (va is None) == (vb is None), key
+        if va is None:
+            continue
+        for ta, tb in zip(*((va, vb) if isinstance(va, list) else ([va], [vb]))):
+            assert torch.equal(ta, tb), key
     assert (full / "labels.csv").read_text() == (part / "labels.csv").read_text()

@@ -133,12 +133,14 @@ def class_pool(source_train: ImageTable, kept, classes=None, *, source: str = "t
 
 def _image_files(root: Path) -> list[str]:
     """Every visible image file under ``root`` (recursively), as sorted ``/``-separated relative paths."""
+    from .folder import visible
+
     extensions = {ext.lower() for ext in Image.registered_extensions()}
     rels = []
     for folder, dirs, files in os.walk(root):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        dirs[:] = [d for d in dirs if visible(d)]
         base = Path(folder).relative_to(root)
-        rels += [(base / f).as_posix() for f in files if not f.startswith(".") and Path(f).suffix.lower() in extensions]
+        rels += [(base / f).as_posix() for f in files if visible(f) and Path(f).suffix.lower() in extensions]
     return sorted(rels)
 
 

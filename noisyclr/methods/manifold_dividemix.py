@@ -59,7 +59,6 @@ class ManifoldDivideMix(Method):
         self.semi_views = ctx.views({"weak1": "weak", "weak2": "weak", "strong1": s, "strong2": s})
         # checkpointed state: the OOD set, the last division's clean probability, the number of divisions so far
         self.ood: torch.Tensor | None = None
-        self.ood_score: torch.Tensor | None = None
         self.prob: torch.Tensor | None = None
         self.divisions = 0
 
@@ -105,15 +104,15 @@ class ManifoldDivideMix(Method):
             return {}
         if features is None:
             (features,) = ctx.eval_pass(self.nets, ctx.train, forward=lambda net, x: net(x, heads=("features",)).features)
-        self.ood_score = knn_ood_score(features, k=m.ood_k, backend=m.ood_backend)
+        score = knn_ood_score(features, k=m.ood_k, backend=m.ood_backend)
         r = ood_removal_count(n, self.divisions, m.ood_initial, m.ood_step)
-        self.ood = ood_flags(self.ood_score, r)
+        self.ood = ood_flags(score, r)
         out = {"ood_removed": r}
         truth = ctx.train.is_ood
         if truth is not None:
             scores = selection_scores(self.ood, truth)
             out.update({"ood_precision": scores["label_precision"], "ood_recall": scores["label_recall"],
-                        "ood_auc": clean_auc(self.ood_score, truth)})
+                        "ood_auc": clean_auc(score, truth)})
         return out
 
     # ---------------------------------------------------------------------------------------------- warm-up
@@ -262,8 +261,6 @@ class ManifoldDivideMix(Method):
         state = {"divisions": self.divisions}
         if self.ood is not None:
             state["ood"] = self.ood
-            if self.ood_score is not None:
-                state["ood_score"] = self.ood_score
         if self.prob is not None:
             state["prob"] = self.prob
         return state
@@ -272,5 +269,4 @@ class ManifoldDivideMix(Method):
         dev = self.ctx.device
         self.divisions = int(state.get("divisions", 0))
         self.ood = state["ood"].to(dev) if "ood" in state else None
-        self.ood_score = state["ood_score"].to(dev) if "ood_score" in state else None
         self.prob = state["prob"].to(dev) if "prob" in state else None

@@ -29,7 +29,7 @@ from ..errors import UserError
 from ..losses import nt_xent
 from ..method_configs import SimCLRConfig
 from ..loop import OnePass, run_epoch
-from ..neighbours import knn_predict
+from ..neighbours import knn_monitor_due, knn_predict
 from .base import Method
 
 __all__ = ["Embedder", "SimCLR", "SimCLRConfig"]
@@ -103,8 +103,7 @@ class SimCLR(Method):
     def evaluate(self) -> dict:
         """k-NN test accuracy of the backbone features (``unit`` view, no normalisation), every ``knn_every`` epochs."""
         m = self.mcfg
-        last = self.epoch + 1 >= self.cfg.train.epochs or self.epoch < 0
-        if m.knn_k == 0 or not (last or (self.epoch + 1) % m.knn_every == 0):
+        if not knn_monitor_due(self.epoch, self.cfg.train.epochs, m.knn_k, m.knn_every):
             return {"test_acc": None}
         ctx = self.ctx
         feats = lambda net, x: net(x, heads=("features",)).features  # noqa: E731

@@ -35,7 +35,7 @@ from ..losses import soft_cross_entropy
 from ..metrics import accuracy, class_recall, clean_auc, selection_scores
 from ..method_configs import TCLConfig
 from ..mixing import draw_mix
-from ..neighbours import knn_predict
+from ..neighbours import knn_monitor_due, knn_predict
 from ..prototypes import component_posterior, prototype_logits, soft_prototypes
 from ..selection import clean_probability_assignment
 from .base import Method, prediction_report
@@ -177,18 +177,21 @@ class TCL(Method):
         return stats
 
     # ---------------------------------------------------------------------------------------------- monitors
+    # the engine's test pass computes the logits (test_acc) and the projections the k-NN monitor needs at once
+    test_forward = staticmethod(logits_and_unit_projection)
+
     @torch.no_grad()
-    def evaluate_extra(self) -> dict:
-        """Weighted k-NN accuracy (k, t) of the test projections against the training projections, labelled with
-        the true labels when they are known (the reference's monitor), else the given ones."""
+    def evaluate_extra(self, test_outputs) -> dict:
+        """Weighted k-NN accuracy (k, t) of the test projections (``test_outputs``: per net, the rest of
+        :attr:`test_forward`) against the training projections, labelled with the true labels when they are known
+        (the reference's monitor), else the given ones."""
         m, ctx = self.mcfg, self.ctx
-        last = self.epoch + 1 >= self.cfg.train.epochs or self.epoch < 0
-        if m.knn_k == 0 or not (last or (self.epoch + 1) % m.knn_every == 0):
+        if not knn_monitor_due(self.epoch, self.cfg.train.epochs, m.knn_k, m.knn_every):
             return {}
         if self._train_pass is None:  # resumed: the noise model came from the checkpoint, not from a pass
             self._train_pass = ctx.eval_pass(self.nets, ctx.train, forward=logits_and_unit_projection)[0]
         bank_labels = ctx.train.true_labels if ctx.train.true_labels is not None else ctx.train.labels
-        ((_, test_z),) = ctx.eval_pass(self.nets, ctx.test, forward=logits_and_unit_projection)
+        ((test_z,),) = test_outputs
         pred = knn_predict(self._train_pass[1], bank_labels, test_z, ctx.num_classes, k=m.knn_k,
                            temperature=m.knn_temperature)
         return {"knn_acc": accuracy(pred, ctx.test.labels)}
