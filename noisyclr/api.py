@@ -52,7 +52,17 @@ def presets() -> list[tuple[str, str]]:
     return list_presets()
 
 
-__all__ = ["train", "resume", "pretrain", "evaluate", "report", "presets", "load_config"]
+def check_dataset(name: str, root: str | Path | None = None, *, options: dict | None = None,
+                  cache_dir: str | Path | None = None):
+    """Validate the layout of data source ``name`` under ``root`` (``noisyclr datasets --check``): lists it (or
+    loads it, for sources that cannot stream) and returns :class:`noisyclr.data.check.DatasetCheck` (classes,
+    images per split, label files read); the first problem raises :class:`~noisyclr.errors.UserError`."""
+    from .data.check import check_dataset as _check
+
+    return _check(name, root, options=options, cache_dir=cache_dir)
+
+
+__all__ = ["train", "resume", "pretrain", "evaluate", "report", "presets", "load_config", "check_dataset"]
 
 
 def detect(run_dir: str | Path, *, threshold: float = 0.5, score: str = "auto", out_dir: str | Path | None = None):

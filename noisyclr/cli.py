@@ -10,6 +10,7 @@
     noisyclr report DIR [--out FILE]                                (DIR/report.html: figures, label issues)
     noisyclr presets
     noisyclr datasets
+    noisyclr datasets --check ROOT --name NAME [--option key=value ...]     (validate a layout; nothing is trained)
     noisyclr convert-noise NOISE_JSON ORDER_CSV OUT_CSV
 
 Bad input ends with one line on stderr naming the problem and the fix, and exit code 2.
@@ -67,7 +68,13 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--score", default="auto", help="auto (default) | division | model | mean (docs/detect.md)")
 
     sub.add_parser("presets", help="list the shipped presets")
-    sub.add_parser("datasets", help="list data sources and what each expects on disk")
+    ds = sub.add_parser("datasets", help="list data sources and what each expects on disk, or check a layout")
+    ds.add_argument("--check", metavar="ROOT", help="validate the layout under ROOT for the source --name and print "
+                    "what was found (classes, images per split, label files); a problem: one line, exit 2")
+    ds.add_argument("--name", help="with --check: the data source (see 'noisyclr datasets')")
+    ds.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                    help="with --check: a dataset.options entry, e.g. --option image_size=64 (repeatable)")
+    ds.add_argument("--cache-dir", help="with --check: cache folder of sources that decode (default $NOISYCLR_CACHE)")
 
     c = sub.add_parser("convert-noise", help="map a noise JSON in original CIFAR order onto image-folder paths")
     c.add_argument("noise_json")
@@ -216,6 +223,15 @@ def _cmd_presets(args) -> int:
 def _cmd_datasets(args) -> int:
     from .data.sources import describe_sources
 
+    if args.check is not None or args.name or args.option:
+        if args.check is None or not args.name:
+            raise UserError("noisyclr datasets --check needs ROOT and --name NAME, e.g. noisyclr datasets --check "
+                            "/data/Clothing1M --name clothing1m")
+        from .data.check import check_dataset, parse_options
+
+        found = check_dataset(args.name, args.check, options=parse_options(args.option), cache_dir=args.cache_dir)
+        print("\n".join(found.lines()))
+        return 0
     rows = describe_sources()
     width = max(len(name) for name, _ in rows)
     for name, desc in rows:

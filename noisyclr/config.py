@@ -58,8 +58,13 @@ class DatasetConfig:
     # Worker processes that decode streamed batches (null = one per core, at most 8; 0 = the training process).
     stream_workers: int | None = None
     stream_prefetch: int = 2  # batches each worker decodes ahead
+    # ImageNet-scale views (docs/data.md, "Views at ImageNet scale"): the train views crop crop x crop out of the
+    # decoded square (random: RandomCrop(crop), no padding, augment.padding unused; resized: RandomResizedCrop(crop),
+    # scale 0.08-1) and the test view centre-crops it; at most the image side. null = no crop (pad-and-crop).
+    crop: int | None = None
+    crop_mode: str = "random"  # random | resized
 
-    CHOICES = {"stream": ("auto", "on", "off")}
+    CHOICES = {"stream": ("auto", "on", "off"), "crop_mode": ("random", "resized")}
     RANGES = {
         "mean": ("[0, 1]", "[0.4914,0.4822,0.4465]"),
         "std": ("(0, inf)", "[0.247,0.243,0.261]"),
@@ -70,6 +75,7 @@ class DatasetConfig:
         "resident_limit_gb": "(0, inf)",
         "stream_workers": ("[0, inf)", "4"),
         "stream_prefetch": "[1, inf)",
+        "crop": ("[1, inf)", "224"),
     }
 
 
@@ -139,6 +145,20 @@ def check_noise_keys(noise: NoiseConfig, dataset: DatasetConfig) -> None:
                         "drop it")
 
 
+def check_crop_keys(dataset: DatasetConfig) -> None:
+    """dataset.crop against the side the source is told to decode to (the prepared images are checked again when
+    the views are built: :func:`noisyclr.augment.views.check_crop`); crop_mode only with a crop."""
+    if dataset.crop is None:
+        if dataset.crop_mode != "random":
+            raise UserError(f"dataset.crop_mode={dataset.crop_mode} needs dataset.crop=N (the side of the crop), "
+                            "e.g. dataset.crop=224")
+        return
+    side = dataset.options.get("image_size") if isinstance(dataset.options, dict) else None
+    if isinstance(side, int) and not isinstance(side, bool) and dataset.crop > side:
+        raise UserError(f"dataset.crop={dataset.crop} is larger than the {side}x{side} images "
+                        f"(dataset.options.image_size={side}); e.g. dataset.crop={side} or null (no crop)")
+
+
 @dataclass
 class ModelConfig:
     backbone: str = "small_cnn"
@@ -148,6 +168,9 @@ class ModelConfig:
     # Pretrained encoder for the backbone (noisyclr pretrain's encoder.pt, its run folder, or a run's checkpoint.pt):
     # projector dropped, classifier zero-initialised (see noisyclr/models/init.py).
     init: str | None = None
+    # Local torchvision-format checkpoint (e.g. resnet50-11ad3fa6.pth) for the backbone only; never downloaded
+    # (see noisyclr/models/pretrained.py, docs/models.md).
+    pretrained: str | None = None
 
     RANGES = {"width": ("[1, inf)", "16"), "proj_dim": ("[1, inf)", "128"), "proj_hidden": ("[1, inf)", "512")}
 
@@ -190,6 +213,9 @@ class TrainConfig:
     threads: int | None = None  # torch intra-op threads on the CPU (null = torch default)
     fused_optimizer: bool | None = None  # SGD's fused kernel (null = on for CUDA, off for CPU: foreach there)
     sync_bn: bool = False  # under torchrun: batch-norm statistics over the global batch (SyncBatchNorm)
+    # the nets the final test scores: last (the last epoch's) | best_val (each net at its best clean-val accuracy,
+    # DivideMix's Clothing1M protocol; needs a val split: the source's, or dataset.clean_holdout)
+    select: str = "last"
 
     RANGES = {
         "epochs": "[1, inf)",
@@ -240,6 +266,7 @@ _CHOICES = {
     "noise.kind": ("none", "sym", "asym", "file", "human"),
     "train.schedule": ("constant", "step", "multistep", "cosine"),
     "train.optimizer": ("sgd", "lars"),
+    "train.select": ("last", "best_val"),
     "train.device": ("auto", "cpu", "cuda"),
     "train.precision": ("fp32", "bf16", "fp16"),
     "log.progress": ("auto", "on", "off"),
@@ -248,7 +275,8 @@ _CHOICES = {
 
 # The names of noisyclr.models.BACKBONES (a torch module), so that a typo is answered before torch is imported;
 # tests/test_hardening.py checks the two agree.
-BACKBONE_NAMES = ("preact_resnet18", "preact_resnet18_bn", "resnet18", "resnet34", "resnet50", "small_cnn", "vgg19_bn")
+BACKBONE_NAMES = ("inception_resnet_v2", "preact_resnet18", "preact_resnet18_bn", "resnet18", "resnet34", "resnet50",
+                  "resnet50_imagenet", "small_cnn", "vgg19_bn")
 _CHOICES["model.backbone"] = BACKBONE_NAMES
 
 
@@ -539,10 +567,14 @@ def validate(cfg: Config) -> None:
     if cfg.noise.kind in ("file", "human") and not cfg.noise.file:
         raise UserError(f"noise.kind={cfg.noise.kind} needs noise.file=PATH (a JSON list or a CSV path,label)")
     check_noise_keys(cfg.noise, cfg.dataset)
+    check_crop_keys(cfg.dataset)
     if cfg.train.schedule == "multistep" and not cfg.train.milestones:
         raise UserError("train.schedule=multistep needs train.milestones=[...] (epochs at which lr is multiplied by gamma)")
     if cfg.train.schedule == "step" and cfg.train.step_size < 1:
         raise UserError("train.schedule=step needs train.step_size=N (decay every N epochs), e.g. train.step_size=30")
+    if cfg.model.pretrained is not None and cfg.model.init is not None:
+        raise UserError("model.pretrained and model.init both load the backbone; set one of them (pretrained: a "
+                        "torchvision checkpoint, init: a noisyclr pretrain encoder)")
     check = getattr(cfg.method, "check", None)
     if check:
         check(cfg)
@@ -568,6 +600,9 @@ def check_paths(cfg: Config) -> None:
     if cfg.model.init is not None and not Path(cfg.model.init).expanduser().exists():
         raise UserError(f"model.init {cfg.model.init} does not exist; give an encoder.pt (noisyclr pretrain), its run "
                         "folder, or a run's checkpoint.pt")
+    if cfg.model.pretrained is not None and not Path(cfg.model.pretrained).expanduser().is_file():
+        raise UserError(f"model.pretrained {cfg.model.pretrained} does not exist or is not a file; copy the torchvision "
+                        "checkpoint (e.g. resnet50-11ad3fa6.pth) to this machine and give its path (docs/models.md)")
 
 
 def load_config(preset: str, overrides: list[str] | None = None) -> Config:

@@ -46,6 +46,8 @@ class RunContext:
     scaler: object | None = None
     # clean held-out split (dataset.clean_holdout): true labels, never corrupted; MW-Net meta data, val_acc
     holdout: DeviceData | None = None
+    # further clean test sets by name (mini-WebVision's ``imagenet_val``), evaluated every epoch
+    extra_test: dict = field(default_factory=dict)
     # id() of the normalisation-layer parameters of every network built here (train.no_decay_bn)
     _norm_ids: set = field(default_factory=set, repr=False)
     # this process's rank and the collectives (a single process unless launched by torchrun)
@@ -70,30 +72,39 @@ class RunContext:
         return self.device.type == "cuda" if flag is None else flag
 
     # ---------------------------------------------------------------------------------------------- views
-    def views(self, declared: Mapping[str, str], **options) -> ViewSet:
+    def views(self, declared: Mapping[str, str | tuple[str, Mapping]], **options) -> ViewSet:
         """The views a method declared, by name: ``{"weak1": "weak", "weak2": "weak", "strong1": "strong"}`` maps
         each name to a view kind of :func:`noisyclr.augment.build_view`. Returns a :class:`ViewSet` in the declared
         order (the order the views draw from the generator); batches made with it answer ``batch["weak1"]``.
 
-        ``options`` go to the view factories (e.g. ``crop_scale`` of the SimCLR ``contrastive`` view).
+        ``options`` go to the view factories (e.g. ``crop_scale`` of the SimCLR ``contrastive`` view), over the
+        dataset's crop (``dataset.crop``/``crop_mode``, checked against the images here). A view may be declared
+        as ``(kind, {option: value})`` for options of its own, over both (PLReMix's multi-crops:
+        ``("strong_imagenet", {"crop": 224, "crop_mode": "resized", "resized_scale": (0.14, 1.0)})``).
         """
-        from .augment import build_view
+        from .augment import build_view, check_crop
 
         if not isinstance(declared, Mapping):
             raise TypeError(f"views are declared as a mapping name -> kind, got {declared!r}")
-        built = {}
-        for kind in set(declared.values()):
-            view = build_view(
-                kind,
-                mean=self.mean,
-                std=self.std,
-                image_size=self.image_size,
-                padding=self.cfg.augment.padding,
-                flip=self.cfg.augment.flip,
-                **options,
-            )
-            built[kind] = self._memory_format(view)
-        return ViewSet(list(declared), [built[kind] for kind in declared.values()])
+        check_crop(self.cfg.dataset.crop, self.train.image_shape[1:])
+        shared = {"crop": self.cfg.dataset.crop, "crop_mode": self.cfg.dataset.crop_mode, **options}
+        built, views = {}, []
+        for spec in declared.values():
+            kind, own = (spec, {}) if isinstance(spec, str) else spec
+            key = (kind, repr(sorted(own.items())))
+            if key not in built:
+                view = build_view(
+                    kind,
+                    mean=self.mean,
+                    std=self.std,
+                    image_size=self.image_size,
+                    padding=self.cfg.augment.padding,
+                    flip=self.cfg.augment.flip,
+                    **{**shared, **own},
+                )
+                built[key] = self._memory_format(view)
+            views.append(built[key])
+        return ViewSet(list(declared), views)
 
     def _memory_format(self, view: View) -> View:
         if not self.channels_last:
@@ -111,6 +122,8 @@ class RunContext:
 
         With ``model.init`` the backbone is loaded from the pretrained encoder, the projector (if any) keeps its
         fresh initialisation and the classifier is zero-initialised (:func:`noisyclr.models.init.load_encoder`).
+        With ``model.pretrained`` the backbone is loaded from a torchvision checkpoint and the heads keep their fresh
+        initialisation (:func:`noisyclr.models.pretrained.load_torchvision_weights`).
         """
         from .models import build_network
         from .optim import norm_parameter_ids
@@ -124,6 +137,7 @@ class RunContext:
             proj_hidden=proj_hidden if proj_hidden is not None else m.proj_hidden,
             proj_bn=proj_bn,
             width=m.width,
+            pretrained=m.pretrained,
             **heads,
         )
         if m.init:
@@ -241,6 +255,24 @@ class RunContext:
             loss.backward()
             self.dist.average_gradients(optimizer)
             optimizer.step()
+
+    @contextlib.contextmanager
+    def train_rows(self, index: torch.Tensor | None):
+        """Within the block, ``self.train`` is its rows ``index`` only (``None``: all rows, nothing changes): a
+        method that trains an epoch on a sample (DivideMix's Clothing1M recipe) runs its unchanged epoch on it,
+        with row numbers of the sample."""
+        if index is None:
+            yield self.train
+            return
+        full = self.train
+        self.train = full.subset(index)
+        try:
+            yield self.train
+        finally:
+            close = getattr(self.train, "close", None)
+            if close is not None:
+                close()
+            self.train = full
 
     # ---------------------------------------------------------------------------------------------- passes
     @torch.no_grad()

@@ -42,7 +42,7 @@ from .data.prepare import check_saved_labels, prepare_data, save_labels
 from .errors import UserError
 from .io import atomic_write, atomic_write_json, atomic_write_text
 from .methods import get_method
-from .metrics import accuracy
+from .metrics import accuracy, topk_accuracy
 from .rundir import CHECKPOINT, CONFIG, SUMMARY, RunFolder, check_new, load_resume_config, write_error
 from .tracking import RunLogger, read_metrics
 
@@ -181,6 +181,7 @@ def build_context(cfg: Config, data, device: torch.device, dist: Distributed | N
         progress_enabled=_progress_enabled(cfg) and dist.is_main,
         scaler=scaler,
         holdout=open_split(data.holdout, device) if getattr(data, "holdout", None) is not None else None,
+        extra_test={name: open_split(t, device) for name, t in getattr(data, "extra_test", {}).items()},
         dist=dist,
     )
 
@@ -259,8 +260,11 @@ def _run(cfg, out_dir: Path, ckpt_path: Path, dist: Distributed, resume: bool, s
         save_config(cfg, out_dir / CONFIG)
 
     start_epoch, wall_before, train_time, images_total = 0, 0.0, 0.0, 0
+    best_val = BestValNets(method.eval_nets()) if cfg.train.select == "best_val" else None
     if payload is not None:
         load_method_state(method, payload, ckpt_path)
+        if best_val is not None and payload.get("best_val") is not None:
+            best_val.load_state_dict(payload["best_val"])
         restore_rng(payload["rng"], ctx.generator)
         start_epoch = int(payload["epoch"])
         wall_before = float(payload.get("wall_time_s", 0.0))
@@ -282,6 +286,8 @@ def _run(cfg, out_dir: Path, ckpt_path: Path, dist: Distributed, resume: bool, s
             row = {"epoch": epoch + 1, **evaluate_method(method, ctx), **stats}
             row["epoch_time_s"] = time.perf_counter() - t0
             row["train_time_s"] = t_train
+            if best_val is not None:
+                best_val.update(row)
             logger.log(row)
             last = epoch + 1 == epochs
             if dist.is_main and (last or (epoch + 1) % max(cfg.log.checkpoint_every, 1) == 0):
@@ -295,6 +301,7 @@ def _run(cfg, out_dir: Path, ckpt_path: Path, dist: Distributed, resume: bool, s
                         "train_time_s": train_time,
                         "images": images_total,
                         "version": __version__,
+                        "best_val": None if best_val is None else best_val.state_dict(),
                     },
                 )
             if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and not last:
@@ -304,6 +311,8 @@ def _run(cfg, out_dir: Path, ckpt_path: Path, dist: Distributed, resume: bool, s
     finally:
         logger.close()
 
+    # every rank: collective eval passes (none when no epoch ran in this process and none was checkpointed)
+    selected = best_val.scores(ctx) if best_val is not None and None not in best_val.states else None
     report = method.sample_report()  # every rank: the final division is a collective eval pass
     if not dist.is_main:
         dist.barrier()  # rank 0 has written the results
@@ -311,6 +320,9 @@ def _run(cfg, out_dir: Path, ckpt_path: Path, dist: Distributed, resume: bool, s
     metrics = read_metrics(out_dir)
     summary = build_summary(cfg, data, device, metrics, wall_before + time.perf_counter() - t_start, train_time, images_total)
     summary["world_size"] = dist.world
+    if selected is not None:
+        summary["selected"] = selected
+        summary["test_acc_selected"] = selected["test_acc"]
     atomic_write_json(out_dir / SUMMARY, summary)
     if report is not None:
         write_labels_csv(out_dir / "labels.csv", ctx.train, report)
@@ -365,6 +377,52 @@ def check_data_limits(cfg: Config, data) -> None:
         raise UserError(f"train.batch_size={cfg.train.batch_size} is larger than the {n} training samples; "
                         f"e.g. train.batch_size={min(64, n)}")
     cfg.method.check_data(cfg, n, classes)
+    from .augment import check_crop
+
+    check_crop(cfg.dataset.crop, data.train.image_shape[:2])  # (H, W, C) tables: before anything is written
+    if cfg.train.select == "best_val" and getattr(data, "holdout", None) is None:
+        raise UserError(f"train.select=best_val needs a clean validation split, which dataset {cfg.dataset.name} "
+                        "does not ship; set dataset.clean_holdout=N (e.g. 1000) or train.select=last")
+
+
+class BestValNets:
+    """Each net's weights at the epoch of its best clean-val accuracy (``train.select=best_val``): DivideMix's
+    Clothing1M protocol selects net1 and net2 separately and tests their ensemble once at the end. The first
+    epoch with the best accuracy wins (ties keep the earlier nets)."""
+
+    def __init__(self, nets: list):
+        self.nets = nets
+        self.acc = [float("-inf")] * len(nets)
+        self.epoch = [0] * len(nets)
+        self.states: list[dict | None] = [None] * len(nets)
+
+    def update(self, row: dict) -> None:
+        for i, net in enumerate(self.nets):
+            acc = row.get(f"val_acc_net{i + 1}", row.get("val_acc")) if len(self.nets) > 1 else row.get("val_acc")
+            if acc is not None and acc > self.acc[i]:
+                self.acc[i], self.epoch[i] = acc, row["epoch"]
+                self.states[i] = {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+    def state_dict(self) -> dict:
+        return {"acc": self.acc, "epoch": self.epoch, "states": self.states}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.acc, self.epoch, self.states = list(state["acc"]), list(state["epoch"]), list(state["states"])
+
+    @torch.no_grad()
+    def scores(self, ctx: RunContext) -> dict:
+        """The test (and extra test) scores of the selected nets, the last epoch's weights put back after."""
+        last = [{k: v.detach().clone() for k, v in net.state_dict().items()} for net in self.nets]
+        try:
+            for net, state in zip(self.nets, self.states):
+                net.load_state_dict(state)
+            out = split_scores("test", ctx.eval_logits(self.nets, ctx.test), ctx.test.labels)
+            for name, split in ctx.extra_test.items():
+                out.update(split_scores(name, ctx.eval_logits(self.nets, split), split.labels))
+        finally:
+            for net, state in zip(self.nets, last):
+                net.load_state_dict(state)
+        return {"rule": "best_val", "epochs": self.epoch, "val_acc": self.acc, **out}
 
 
 def distributed_methods() -> list[str]:
@@ -393,16 +451,31 @@ def evaluate_method(method, ctx: RunContext) -> dict:
     else:
         outs = ctx.eval_pass(nets, ctx.test, forward=forward)
         logits, rest = [o[0] for o in outs], [o[1:] for o in outs]
-    labels = ctx.test.labels
-    out = {"test_acc": accuracy(sum(logits).argmax(1), labels)}
-    if len(logits) > 1:
-        for i, lg in enumerate(logits, 1):
-            out[f"test_acc_net{i}"] = accuracy(lg.argmax(1), labels)
-    if ctx.holdout is not None:  # dataset.clean_holdout: accuracy on the clean held-out split, for model selection
-        out["val_acc"] = accuracy(sum(ctx.eval_logits(nets, ctx.holdout)).argmax(1), ctx.holdout.labels)
+    out = split_scores("test", logits, ctx.test.labels)
+    if ctx.holdout is not None:  # the clean val split (the source's, or dataset.clean_holdout): model selection
+        out.update(split_scores("val", ctx.eval_logits(nets, ctx.holdout), ctx.holdout.labels))
+    for name, split in ctx.extra_test.items():
+        out.update(split_scores(name, ctx.eval_logits(nets, split), split.labels))
     extra = getattr(method, "evaluate_extra", None)
     if extra is not None:
         out.update(extra() if forward is None else extra(rest))
+    return out
+
+
+#: top-5 accuracy is reported for problems with more classes than this (CIFAR-100, Tiny-ImageNet, WebVision)
+TOP5_MIN_CLASSES = 10
+
+
+def split_scores(name: str, logits: list[torch.Tensor], labels: torch.Tensor) -> dict:
+    """``{name}_acc`` of the ensemble (summed logits), ``{name}_acc_net{i}`` of each of several nets, and
+    ``{name}_top5`` (ensemble) when there are more than :data:`TOP5_MIN_CLASSES` classes."""
+    total = sum(logits)
+    out = {f"{name}_acc": accuracy(total.argmax(1), labels)}
+    if len(logits) > 1:
+        for i, lg in enumerate(logits, 1):
+            out[f"{name}_acc_net{i}"] = accuracy(lg.argmax(1), labels)
+    if total.shape[1] > TOP5_MIN_CLASSES:
+        out[f"{name}_top5"] = topk_accuracy(total, labels, 5)
     return out
 
 

@@ -38,11 +38,11 @@ class MethodConfig:
         """Checks against the prepared data (its size, its class count), before anything is written."""
 
 
-def check_crop_scale(scale: list[float], example: str) -> None:
-    """``method.crop_scale`` is ``[min, max]`` with min <= max (each in (0, 1] by its range); UserError otherwise."""
+def check_crop_scale(scale: list[float], example: str, key: str = "method.crop_scale") -> None:
+    """``key`` (a crop's area range) is ``[min, max]`` with min <= max (each in (0, 1] by its range); UserError
+    otherwise."""
     if len(scale) != 2 or not scale[0] <= scale[1]:
-        raise UserError(f"method.crop_scale must be [min, max] with 0 < min <= max <= 1, got {scale}; "
-                        f"e.g. method.crop_scale={example}")
+        raise UserError(f"{key} must be [min, max] with 0 < min <= max <= 1, got {scale}; e.g. {key}={example}")
 
 
 @dataclass
@@ -52,9 +52,12 @@ class StandardConfig(MethodConfig):
     neg_entropy: float = 0.0  # weight of the negative-entropy (confidence) penalty
     track_memorisation: bool = True  # per-epoch clean_auc of the training loss when true labels are known
     loss_history: bool = True  # mean normalised per-sample loss over the epochs, for labels.csv / detect
+    # each epoch trains on a fresh class-balanced sample (by given label) of this many rows (Ghosh & Lan's
+    # Clothing1M pass: 128,000); null = every row
+    epoch_subset: int | None = None
 
     CHOICES = {"loss": CLASSIFICATION_LOSSES}
-    RANGES = {"q": "(0, 1]", "neg_entropy": "[0, inf)"}
+    RANGES = {"q": "(0, 1]", "neg_entropy": "[0, inf)", "epoch_subset": ("[2, inf)", "128000")}
 
 
 @dataclass
@@ -70,6 +73,10 @@ class DivideMixConfig(MethodConfig):
     loss_average_last: int = 0  # average the normalised losses of the last k epochs (5 at 90% noise)
     gmm_backend: str = "sklearn"  # sklearn (parity with the reference) | torch (on the training device)
     drop_last: bool = False  # drop the last partial labeled batch (DivideMix: no; PLReMix: yes)
+    # Clothing1M's recipe: each warm-up epoch trains on a fresh class-balanced sample (by given label) of this many
+    # rows, and each later epoch divides and trains on a fresh one of division_subset rows; null = every row
+    warmup_subset: int | None = None
+    division_subset: int | None = None
 
     CHOICES = {"gmm_backend": SELECTION_BACKENDS}
     RANGES = {
@@ -81,9 +88,14 @@ class DivideMixConfig(MethodConfig):
         "alpha": "(0, inf)",
         "rampup_length": "[1, inf)",
         "loss_average_last": "[0, inf)",
+        "warmup_subset": ("[2, inf)", "64000"),
+        "division_subset": ("[2, inf)", "32000"),
     }
 
     def check_data(self, cfg, num_train: int, num_classes: int) -> None:
+        if self.division_subset and self.loss_average_last > 1:
+            raise UserError("method.loss_average_last averages each sample's loss over epochs, but "
+                            "method.division_subset draws other samples every epoch; set one of them to 0/null")
         if self.warmup_batch_size is not None and self.warmup_batch_size > num_train:
             raise UserError(f"method.warmup_batch_size={self.warmup_batch_size} is larger than the {num_train} "
                             f"training samples; e.g. method.warmup_batch_size={min(num_train, 128)} or null (2 x "
@@ -107,6 +119,16 @@ class PLReMixConfig(DivideMixConfig):
     prototype_source: str = "peer"  # peer (reference) | own
     strong_view: str = "strong"  # strong (CIFAR AutoAugment) | strong_imagenet | randaug | weak
     adaptive_selection: bool = True  # class-aware self-adaptive prototype selection (HEAD b0c4ec3)
+    # multi-crop (--mcrop; docs/methods/plremix.md, "Multi-crop"): the two strong views become RandomResizedCrops of
+    # side multi_crop_large (area multi_crop_large_scale) and multi_crop_small_views small crops (multi_crop_small,
+    # multi_crop_small_scale) join the contrastive losses, each followed by the strong view's ops. WebVision's
+    # defaults; Clothing1M: 196 @ [0.7, 1] and 120 @ [0.4, 0.7]
+    multi_crop: bool = False
+    multi_crop_large: int = 224
+    multi_crop_large_scale: list[float] = field(default_factory=lambda: [0.14, 1.0])
+    multi_crop_small: int = 128
+    multi_crop_small_scale: list[float] = field(default_factory=lambda: [0.05, 0.14])
+    multi_crop_small_views: int = 6
 
     CHOICES = {
         **DivideMixConfig.CHOICES,
@@ -126,7 +148,20 @@ class PLReMixConfig(DivideMixConfig):
         "semi_momentum": "[0, 1]",
         "kappa": "[0, inf)",
         "kappa_milestones": "[0, inf)",
+        "multi_crop_large": "[1, inf)",
+        "multi_crop_large_scale": "(0, 1]",
+        "multi_crop_small": "[1, inf)",
+        "multi_crop_small_scale": "(0, 1]",
+        "multi_crop_small_views": "[0, inf)",
     }
+
+    def check(self, cfg) -> None:
+        super().check(cfg)
+        if self.multi_crop and self.name not in ("", "plremix"):
+            raise UserError(f"method.multi_crop is PLReMix's --mcrop; method {self.name} has no multi-crop, "
+                            "set method.multi_crop=false")
+        check_crop_scale(self.multi_crop_large_scale, "[0.14,1.0]", "method.multi_crop_large_scale")
+        check_crop_scale(self.multi_crop_small_scale, "[0.05,0.14]", "method.multi_crop_small_scale")
 
     def check_data(self, cfg, num_train: int, num_classes: int) -> None:
         super().check_data(cfg, num_train, num_classes)

@@ -6,6 +6,7 @@ All values are fractions in [0, 1]. Functions take NumPy arrays or tensors and r
 from __future__ import annotations
 
 import numpy as np
+import torch
 from sklearn.metrics import roc_auc_score
 
 
@@ -19,6 +20,16 @@ def accuracy(predictions, labels) -> float:
     """Fraction of ``predictions == labels`` (both (N,) integer arrays)."""
     predictions, labels = _np(predictions), _np(labels)
     return float((predictions == labels).mean()) if len(labels) else float("nan")
+
+
+def topk_accuracy(logits, labels, k: int = 5) -> float:
+    """Fraction of rows whose label is among the ``k`` largest of ``logits`` ``(N, C)`` (ties: torch.topk's
+    order); ``k >= C`` gives 1. Over all rows at once, not averaged per batch as PLReMix's WebVision code does."""
+    logits, labels = torch.as_tensor(logits), torch.as_tensor(labels)
+    if not len(labels):
+        return float("nan")
+    top = logits.topk(min(k, logits.shape[1]), dim=1).indices
+    return float((top == labels.view(-1, 1)).any(1).float().mean())
 
 
 def clean_auc(clean_score, is_clean) -> float:

@@ -528,3 +528,36 @@ def balanced_partition(
     mask = torch.zeros(n, dtype=torch.bool, device=device)
     mask[order] = rank < quota
     return mask
+
+
+def balanced_subset(labels: torch.Tensor, size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Rows of a class-balanced random subset by given label: DivideMix's Clothing1M epoch sample.
+
+    In one random order (``torch.randperm(N, generator)``) a row is taken while its class has fewer than
+    ``size / C`` taken and fewer than ``size`` rows are taken in all (the reference's loop, ``class_num[label] <
+    num_samples / 14``): so each class contributes ``min(n_c, ceil(size / C))`` rows and the total is at most
+    ``size`` — less when small classes cannot fill their share (the reference does not top them up either).
+
+    Args:
+        labels: ``(N,)`` given labels in ``[0, C)``, ``C = labels.max() + 1``.
+        size: the number of rows asked for, ``1 <= size``; ``size >= N`` still balances.
+        generator: draws the order (the run's seeded generator, so a resumed run draws the same subsets).
+
+    Returns:
+        ``(n,)`` int64 row numbers, sorted (dataset order; a streamed split then reads its files in order).
+    """
+    n = len(labels)
+    classes = int(labels.max()) + 1 if n else 0
+    order = torch.randperm(n, generator=generator, device=generator.device if generator is not None else "cpu")
+    order = order.to(labels.device)
+    lab = labels.index_select(0, order)
+    # rank of each row among the earlier rows of its class in this order: a stable sort by class keeps the order
+    by_class = torch.sort(lab, stable=True).indices
+    counts = torch.bincount(lab, minlength=classes)
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.empty_like(by_class)
+    rank[by_class] = torch.arange(n, device=labels.device) - starts.index_select(0, lab.index_select(0, by_class))
+    quota = math.ceil(size / classes) if classes else 0
+    taken = order[rank < quota][:size]
+    return torch.sort(taken).values
+

@@ -58,7 +58,8 @@ def cache_dir(tmp_path) -> Path:
 
 def test_registry_lists_every_source():
     names = [n for n, _ in describe_sources()]
-    assert names == sorted(["digits", "synthetic", "cifar10", "cifar100", "folder", "tiny_imagenet", "animal10n", "mini_imagenet_cnwl"])
+    assert names == sorted(["digits", "synthetic", "cifar10", "cifar100", "folder", "tiny_imagenet", "animal10n", "mini_imagenet_cnwl",
+                            "cifar10n", "cifar100n", "clothing1m", "webvision"])
     assert all(isinstance(d, str) and d and "\n" not in d for d in SOURCES.values())
 
 

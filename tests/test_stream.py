@@ -277,6 +277,6 @@ def test_bad_stream_settings_are_user_errors(override, message):
 
 def test_stream_on_needs_a_source_that_can_stream():
     cfg = load_config("standard-ce-digits-sym50", ["dataset.stream=on"])
-    with pytest.raises(UserError, match=r"dataset.stream=on needs a source that can stream \(folder, mini_imagenet_cnwl\); "
+    with pytest.raises(UserError, match=r"dataset.stream=on needs a source that can stream \(clothing1m, folder, mini_imagenet_cnwl, webvision\); "
                                         r"dataset digits is always decoded into memory, set dataset.stream=auto"):
         prepare_data(cfg)

@@ -35,7 +35,7 @@ from typing import Sequence
 import torch
 
 from noisyclr.augment import color_geometry as cg
-from noisyclr.augment.views import VIEWS, Normalize, RandomCrop, RandomHFlip, View, _check_stats, register_view
+from noisyclr.augment.views import VIEWS, Normalize, View, _check_stats, crop_ops, register_view
 
 __all__ = [
     "OPS", "GEOMETRIC_OPS", "LUT_OPS", "BLEND_OPS", "CIFAR10_POLICY", "IMAGENET_POLICY", "POLICIES",
@@ -415,36 +415,34 @@ class RandAugment:
 # views
 
 
-def _weak_ops(image_size, padding, flip) -> list:
-    ops = [RandomCrop(image_size, padding)]
-    if flip:
-        ops.append(RandomHFlip(0.5))
-    return ops
-
-
 def make_strong_view(*, mean, std, image_size, padding: int = 4, flip: bool = True, policy: str = "cifar10",
-                     fill=(128, 128, 128), **_) -> View:
-    """Strong view: ``RandomCrop(image_size, padding)`` + flip → :class:`AutoAugment` (``policy``, ``fill``) →
-    normalise. The factory option ``policy`` is ``"cifar10"`` (default) or ``"imagenet"``."""
+                     fill=(128, 128, 128), **options) -> View:
+    """Strong view: the weak crop + flip (:func:`~noisyclr.augment.views.crop_ops`: ``RandomCrop(image_size,
+    padding)``, or the ``crop`` of ``options``) → :class:`AutoAugment` (``policy``, ``fill``) → normalise. The
+    factory option ``policy`` is ``"cifar10"`` (default) or ``"imagenet"``."""
     _check_stats(mean, std)
-    ops = _weak_ops(image_size, padding, flip) + [AutoAugment(policy, fill), Normalize(mean, std)]
+    ops = crop_ops(image_size=image_size, padding=padding, flip=flip, **options)
+    ops += [AutoAugment(policy, fill), Normalize(mean, std)]
     return View("strong", ops, random=True)
 
 
 def make_strong_imagenet_view(*, mean, std, image_size, padding: int = 4, flip: bool = True,
-                              fill=(128, 128, 128), **_) -> View:
-    """``strong`` with the ImageNet policy (Tiny-ImageNet, Clothing1M, WebVision)."""
+                              fill=(128, 128, 128), **options) -> View:
+    """``strong`` with the ImageNet policy (Tiny-ImageNet, Clothing1M, WebVision; PLReMix's multi-crops are this
+    view with ``crop_mode="resized"``)."""
     _check_stats(mean, std)
-    ops = _weak_ops(image_size, padding, flip) + [AutoAugment("imagenet", fill), Normalize(mean, std)]
+    ops = crop_ops(image_size=image_size, padding=padding, flip=flip, **options)
+    ops += [AutoAugment("imagenet", fill), Normalize(mean, std)]
     return View("strong_imagenet", ops, random=True)
 
 
 def make_randaug_view(*, mean, std, image_size, padding: int = 4, flip: bool = True, num_ops: int = 4,
-                      magnitude="random", cutout: float = 0.5, **_) -> View:
+                      magnitude="random", cutout: float = 0.5, **options) -> View:
     """PLReMix ``--aug randaug``: weak crop + flip → :class:`RandAugment` (4 ops, random magnitude, Cutout ≤ 0.5)
     → normalise."""
     _check_stats(mean, std)
-    ops = _weak_ops(image_size, padding, flip) + [RandAugment(num_ops, magnitude, cutout), Normalize(mean, std)]
+    ops = crop_ops(image_size=image_size, padding=padding, flip=flip, **options)
+    ops += [RandAugment(num_ops, magnitude, cutout), Normalize(mean, std)]
     return View("randaug", ops, random=True)
 
 

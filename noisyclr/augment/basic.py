@@ -9,6 +9,7 @@ forces a device sync and the whole pipeline is queued asynchronously behind the 
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
@@ -104,3 +105,73 @@ def center_crop(x: torch.Tensor, size) -> torch.Tensor:
     left = int(round((w - out_w) / 2.0))
     # A strided view: no copy until the next op reads it.
     return x[..., top:top + out_h, left:left + out_w]
+
+
+def rrc_boxes(batch: int, height: int, width: int, generator: torch.Generator, *, scale=(0.08, 1.0),
+              ratio=(3 / 4, 4 / 3), attempts: int = 10, device=None) -> torch.Tensor:
+    """``(B, 4)`` float boxes ``(top, left, h, w)`` in pixels, torchvision ``RandomResizedCrop.get_params`` per sample.
+
+    For each sample and each of ``attempts`` tries: area ``U(scale)·H·W``, aspect ``exp(U(log ratio))``,
+    ``w = round(√(area·aspect))``, ``h = round(√(area/aspect))``; the first try with ``0 < w ≤ W`` and
+    ``0 < h ≤ H`` wins and its offset is uniform over the valid positions. Samples with no valid try get the
+    central crop with the aspect ratio clamped to ``ratio`` (the whole image when its ratio is inside).
+    """
+    H, W = int(height), int(width)
+    area = H * W
+    u = torch.rand(batch, attempts, 2, generator=generator, device=device, dtype=torch.float64)
+    target = area * (scale[0] + (scale[1] - scale[0]) * u[..., 0])
+    log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
+    aspect = torch.exp(log_lo + (log_hi - log_lo) * u[..., 1])
+    w = torch.round(torch.sqrt(target * aspect))  # round half to even, as Python's round()
+    h = torch.round(torch.sqrt(target / aspect))
+    valid = (w > 0) & (w <= W) & (h > 0) & (h <= H)
+    first = valid.to(torch.uint8).argmax(dim=1, keepdim=True)  # index of the first valid try (0 if none)
+    hit = valid.any(dim=1)
+    w = w.gather(1, first).squeeze(1)
+    h = h.gather(1, first).squeeze(1)
+    # fallback: central crop, aspect ratio clamped to the range
+    in_ratio = W / H
+    if in_ratio < min(ratio):
+        fw, fh = W, int(round(W / min(ratio)))
+    elif in_ratio > max(ratio):
+        fw, fh = int(round(H * max(ratio))), H
+    else:
+        fw, fh = W, H
+    w = torch.where(hit, w, float(fw))
+    h = torch.where(hit, h, float(fh))
+    off = torch.rand(batch, 2, generator=generator, device=device, dtype=torch.float64)
+    # torch.randint(0, H - h + 1) per sample == floor(U·(H - h + 1))
+    top = torch.where(hit, torch.floor(off[:, 0] * (H - h + 1)).clamp(max=H - h), float((H - fh) // 2))
+    left = torch.where(hit, torch.floor(off[:, 1] * (W - w + 1)).clamp(max=W - w), float((W - fw) // 2))
+    return torch.stack([top, left, h, w], dim=1)
+
+
+def resized_crop(x: torch.Tensor, boxes: torch.Tensor, size, mode: str = "bicubic") -> torch.Tensor:
+    """Crop box ``b`` of every sample and resize it to ``size`` (float32 output, same value range, clamped to the
+    input's range for uint8 input).
+
+    Output pixel ``u`` samples the input at ``left + (u + ½)·w/S − ½`` (torchvision's resize with
+    ``align_corners=False``). Why it is fast: all B crops-and-resizes are a single ``grid_sample`` over one affine grid
+    (``affine_grid`` with a per-sample 2×3 matrix), with no slicing per sample.
+    """
+    out_h, out_w = (size, size) if isinstance(size, int) else size
+    b, c, H, W = x.shape
+    top, left, h, w = boxes.to(torch.float32).unbind(1)
+    theta = torch.zeros(b, 2, 3, dtype=torch.float32, device=x.device)
+    # normalised input coordinate = (w/W)·o + (2·left + w)/W − 1 for normalised output coordinate o
+    theta[:, 0, 0] = w / W
+    theta[:, 0, 2] = (2 * left + w) / W - 1
+    theta[:, 1, 1] = h / H
+    theta[:, 1, 2] = (2 * top + h) / H - 1
+    grid = F.affine_grid(theta, [b, c, out_h, out_w], align_corners=False)
+    out = F.grid_sample(x.float(), grid, mode=mode, padding_mode="border", align_corners=False)
+    if x.dtype == torch.uint8:
+        out = out.clamp(0, 255)
+    return out
+
+
+def random_resized_crop(x: torch.Tensor, size, generator: torch.Generator, *, scale=(0.08, 1.0),
+                        ratio=(3 / 4, 4 / 3), mode: str = "bicubic") -> torch.Tensor:
+    """torchvision ``RandomResizedCrop(size, scale, ratio)`` on every sample (see :func:`rrc_boxes`); float32 out."""
+    boxes = rrc_boxes(x.shape[0], x.shape[-2], x.shape[-1], generator, scale=scale, ratio=ratio, device=x.device)
+    return resized_crop(x, boxes, size, mode)

@@ -15,9 +15,11 @@ solarisation with p 0.5, normalised with the dataset's mean/std.
 Every op works on a whole ``(B, C, H, W)`` batch with per-sample parameters drawn in a few calls from the passed
 ``torch.Generator``; nothing is read on the host and there is no loop over samples:
 
-* :func:`random_resized_crop`: torchvision's box sampler (10 attempts of area ∈ scale·HW and log-uniform aspect
-  ratio, first valid attempt, centre-crop fallback) evaluated for all samples and attempts at once, then one
-  ``grid_sample`` whose per-sample affine grid maps the output pixel centres onto the box (bicubic, border).
+* :func:`~noisyclr.augment.basic.random_resized_crop` (the one implementation, shared with the ImageNet-scale
+  crops of :func:`~noisyclr.augment.views.crop_ops`): torchvision's box sampler (10 attempts of area ∈ scale·HW
+  and log-uniform aspect ratio, first valid attempt, centre-crop fallback) evaluated for all samples and attempts
+  at once, then one ``grid_sample`` whose per-sample affine grid maps the output pixel centres onto the box
+  (bicubic, border).
 * :func:`color_jitter`: brightness, contrast, saturation and hue factors per sample, applied in a per-sample random
   order (torchvision draws ``randperm(4)`` per image): four stages, and in each stage every op is applied only
   where it is the sample's op of that stage (``torch.where``). Brightness / contrast / saturation are the blends of
@@ -32,94 +34,22 @@ in float HSV (PIL: 8-bit HSV).
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 
 from noisyclr.augment import color_geometry as cg
-from noisyclr.augment.views import CenterCrop, Normalize, RandomHFlip, View, _check_stats, register_view
+# the random resized crop lives with the other primitives (basic) and ops (views); re-exported here
+from noisyclr.augment.basic import random_resized_crop, resized_crop, rrc_boxes
+from noisyclr.augment.views import (
+    CenterCrop, Normalize, RandomHFlip, RandomResizedCrop, View, _check_stats, check_scale, register_view,
+)
 
 __all__ = [
     "rrc_boxes", "resized_crop", "random_resized_crop", "rgb_to_hsv", "hsv_to_rgb", "adjust_hue", "color_jitter",
     "random_grayscale", "random_solarize", "RandomResizedCrop", "ColorDistortion", "RandomSolarize", "ToUnit",
     "make_contrastive_view", "make_strong_solarize_view", "make_unit_view",
 ]
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# random resized crop
-
-
-def rrc_boxes(batch: int, height: int, width: int, generator: torch.Generator, *, scale=(0.08, 1.0),
-              ratio=(3 / 4, 4 / 3), attempts: int = 10, device=None) -> torch.Tensor:
-    """``(B, 4)`` float boxes ``(top, left, h, w)`` in pixels, torchvision ``RandomResizedCrop.get_params`` per sample.
-
-    For each sample and each of ``attempts`` tries: area ``U(scale)·H·W``, aspect ``exp(U(log ratio))``,
-    ``w = round(√(area·aspect))``, ``h = round(√(area/aspect))``; the first try with ``0 < w ≤ W`` and
-    ``0 < h ≤ H`` wins and its offset is uniform over the valid positions. Samples with no valid try get the
-    central crop with the aspect ratio clamped to ``ratio`` (the whole image when its ratio is inside).
-    """
-    H, W = int(height), int(width)
-    area = H * W
-    u = torch.rand(batch, attempts, 2, generator=generator, device=device, dtype=torch.float64)
-    target = area * (scale[0] + (scale[1] - scale[0]) * u[..., 0])
-    log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
-    aspect = torch.exp(log_lo + (log_hi - log_lo) * u[..., 1])
-    w = torch.round(torch.sqrt(target * aspect))  # round half to even, as Python's round()
-    h = torch.round(torch.sqrt(target / aspect))
-    valid = (w > 0) & (w <= W) & (h > 0) & (h <= H)
-    first = valid.to(torch.uint8).argmax(dim=1, keepdim=True)  # index of the first valid try (0 if none)
-    hit = valid.any(dim=1)
-    w = w.gather(1, first).squeeze(1)
-    h = h.gather(1, first).squeeze(1)
-    # fallback: central crop, aspect ratio clamped to the range
-    in_ratio = W / H
-    if in_ratio < min(ratio):
-        fw, fh = W, int(round(W / min(ratio)))
-    elif in_ratio > max(ratio):
-        fw, fh = int(round(H * max(ratio))), H
-    else:
-        fw, fh = W, H
-    w = torch.where(hit, w, float(fw))
-    h = torch.where(hit, h, float(fh))
-    off = torch.rand(batch, 2, generator=generator, device=device, dtype=torch.float64)
-    # torch.randint(0, H - h + 1) per sample == floor(U·(H - h + 1))
-    top = torch.where(hit, torch.floor(off[:, 0] * (H - h + 1)).clamp(max=H - h), float((H - fh) // 2))
-    left = torch.where(hit, torch.floor(off[:, 1] * (W - w + 1)).clamp(max=W - w), float((W - fw) // 2))
-    return torch.stack([top, left, h, w], dim=1)
-
-
-def resized_crop(x: torch.Tensor, boxes: torch.Tensor, size, mode: str = "bicubic") -> torch.Tensor:
-    """Crop box ``b`` of every sample and resize it to ``size`` (float32 output, same value range, clamped to the
-    input's range for uint8 input).
-
-    Output pixel ``u`` samples the input at ``left + (u + ½)·w/S − ½`` (torchvision's resize with
-    ``align_corners=False``). Why it is fast: all B crops-and-resizes are a single ``grid_sample`` over one affine grid
-    (``affine_grid`` with a per-sample 2×3 matrix), with no slicing per sample.
-    """
-    out_h, out_w = (size, size) if isinstance(size, int) else size
-    b, c, H, W = x.shape
-    top, left, h, w = boxes.to(torch.float32).unbind(1)
-    theta = torch.zeros(b, 2, 3, dtype=torch.float32, device=x.device)
-    # normalised input coordinate = (w/W)·o + (2·left + w)/W − 1 for normalised output coordinate o
-    theta[:, 0, 0] = w / W
-    theta[:, 0, 2] = (2 * left + w) / W - 1
-    theta[:, 1, 1] = h / H
-    theta[:, 1, 2] = (2 * top + h) / H - 1
-    grid = F.affine_grid(theta, [b, c, out_h, out_w], align_corners=False)
-    out = F.grid_sample(x.float(), grid, mode=mode, padding_mode="border", align_corners=False)
-    if x.dtype == torch.uint8:
-        out = out.clamp(0, 255)
-    return out
-
-
-def random_resized_crop(x: torch.Tensor, size, generator: torch.Generator, *, scale=(0.08, 1.0),
-                        ratio=(3 / 4, 4 / 3), mode: str = "bicubic") -> torch.Tensor:
-    """torchvision ``RandomResizedCrop(size, scale, ratio)`` on every sample (see :func:`rrc_boxes`); float32 out."""
-    boxes = rrc_boxes(x.shape[0], x.shape[-2], x.shape[-1], generator, scale=scale, ratio=ratio, device=x.device)
-    return resized_crop(x, boxes, size, mode)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -216,17 +146,6 @@ def random_grayscale(x: torch.Tensor, generator: torch.Generator, p: float = 0.2
 # ops and views
 
 
-class RandomResizedCrop:
-    """Op: :func:`random_resized_crop` to ``size`` with ``scale`` and ``ratio`` (bicubic as simclr-pytorch, or
-    ``mode="bilinear"``, torchvision's default that TCL uses)."""
-
-    def __init__(self, size, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), mode: str = "bicubic"):
-        self.size, self.scale, self.ratio, self.mode = size, tuple(scale), tuple(ratio), mode
-
-    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        return random_resized_crop(x, self.size, generator, scale=self.scale, ratio=self.ratio, mode=self.mode)
-
-
 class ColorDistortion:
     """Op: SimCLR's colour distortion of strength ``s``: jitter ``(0.8s, 0.8s, 0.8s, 0.2s)`` with ``p_jitter``,
     then grayscale with ``p_gray``."""
@@ -272,15 +191,14 @@ class ToUnit:
 
 
 def make_contrastive_view(*, image_size, flip: bool = True, crop_scale: Sequence[float] = (0.08, 1.0),
-                          color_strength: float = 0.5, p_jitter: float = 0.8, p_gray: float = 0.2, **_) -> View:
+                          color_strength: float = 0.5, p_jitter: float = 0.8, p_gray: float = 0.2,
+                          crop: int | None = None, **_) -> View:
     """The SimCLR view: random resized crop, flip, colour distortion, output float32 in [0, 1] (no normalisation).
 
-    ``mean``/``std`` (passed to every factory) are deliberately ignored; ``padding`` too.
+    The crop is resized to ``crop`` when given (an ImageNet-scale source; the whole image is the crop's frame), else
+    to ``image_size``. ``mean``/``std`` (passed to every factory) are deliberately ignored; ``padding`` too.
     """
-    lo, hi = (float(v) for v in crop_scale)
-    if not 0 < lo <= hi <= 1:
-        raise ValueError(f"crop_scale must satisfy 0 < min <= max <= 1, got {list(crop_scale)}")
-    ops = [RandomResizedCrop(image_size, (lo, hi))]
+    ops = [RandomResizedCrop(image_size if crop is None else int(crop), check_scale(crop_scale, "crop_scale"))]
     if flip:
         ops.append(RandomHFlip(0.5))
     ops += [ColorDistortion(color_strength, p_jitter, p_gray), ToUnit()]
@@ -288,27 +206,27 @@ def make_contrastive_view(*, image_size, flip: bool = True, crop_scale: Sequence
 
 
 def make_strong_solarize_view(*, mean, std, image_size, flip: bool = True, crop_scale: Sequence[float] = (0.2, 1.0),
-                              **_) -> View:
-    """TCL's strong view (docs/methods/tcl.md, "Views"): ``RandomResizedCrop(scale=crop_scale)`` (bilinear) →
-    flip → ``ColorJitter(0.4, 0.4, 0.4, 0.1)`` with p 0.8 → grayscale p 0.2 → solarize (128) p 0.5 → normalise.
+                              crop: int | None = None, **_) -> View:
+    """TCL's strong view (docs/methods/tcl.md, "Views"): ``RandomResizedCrop(scale=crop_scale)`` (bilinear, to
+    ``crop`` when given, else ``image_size``) → flip → ``ColorJitter(0.4, 0.4, 0.4, 0.1)`` with p 0.8 → grayscale
+    p 0.2 → solarize (128) p 0.5 → normalise.
 
     Unlike the ``contrastive`` view it normalises with the dataset's ``mean``/``std``; ``crop_scale`` defaults to
     TCL's ``resized_crop_scale: 0.2``.
     """
     _check_stats(mean, std)
-    lo, hi = (float(v) for v in crop_scale)
-    if not 0 < lo <= hi <= 1:
-        raise ValueError(f"crop_scale must satisfy 0 < min <= max <= 1, got {list(crop_scale)}")
-    ops = [RandomResizedCrop(image_size, (lo, hi), mode="bilinear")]
+    size = image_size if crop is None else int(crop)
+    ops = [RandomResizedCrop(size, check_scale(crop_scale, "crop_scale"), mode="bilinear")]
     if flip:
         ops.append(RandomHFlip(0.5))
     ops += [ColorDistortion(0.5, 0.8, 0.2), RandomSolarize(128.0, 0.5), Normalize(mean, std)]
     return View("strong_solarize", ops, random=True)
 
 
-def make_unit_view(*, image_size, **_) -> View:
-    """Evaluation view of unnormalised models: centre crop to ``image_size`` and ``x/255`` (float32 in [0, 1])."""
-    return View("unit", [CenterCrop(image_size), ToUnit()], random=False)
+def make_unit_view(*, image_size, crop: int | None = None, **_) -> View:
+    """Evaluation view of unnormalised models: centre crop to ``crop`` (default ``image_size``) and ``x/255``
+    (float32 in [0, 1])."""
+    return View("unit", [CenterCrop(image_size if crop is None else int(crop)), ToUnit()], random=False)
 
 
 register_view("contrastive", make_contrastive_view)

@@ -12,6 +12,7 @@ device, owned by the caller and saved in checkpoints, which is what makes resume
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
@@ -144,6 +145,15 @@ class DeviceData:
         """The raw uint8 images ``(len(indices), C, H, W)`` of rows ``indices``, on the device."""
         return self.images.index_select(0, indices)
 
+    def subset(self, index: torch.Tensor) -> "DeviceData":
+        """Rows ``index`` as a split of their own (row ``i`` of it is row ``index[i]`` here), same shard: an
+        epoch's sample (DivideMix's Clothing1M recipe). The images are copied (a resident split is small)."""
+        new = copy.copy(self)
+        index = index.to(self.device)
+        new.images = self.images.index_select(0, index)
+        subset_rows(new, self, index)
+        return new
+
     def ordered_chunks(self, batch_size: int, rows: tuple[int, int] | None = None
                        ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """``(indices, raw uint8 images)`` of rows ``[start, stop)`` (default: all) in dataset order,
@@ -194,6 +204,13 @@ class DeviceData:
     def num_batches(self, batch_size: int, size: int | None = None, drop_last: bool = False, min_size: int = 2) -> int:
         """How many batches :meth:`batches` yields for a subset of ``size`` rows."""
         return len(batch_bounds(len(self) if size is None else size, batch_size, min_size, drop_last))
+
+
+def subset_rows(new, old, index: torch.Tensor) -> None:
+    """``new``'s per-row tensors: ``old``'s rows ``index``."""
+    new.labels = old.labels.index_select(0, index)
+    new.true_labels = None if old.true_labels is None else old.true_labels.index_select(0, index)
+    new.is_ood = None if old.is_ood is None else old.is_ood.index_select(0, index)
 
 
 def batch_bounds(n: int, batch_size: int, min_size: int, drop_last: bool) -> list[tuple[int, int]]:

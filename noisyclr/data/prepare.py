@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +29,11 @@ class PreparedData:
     test: ImageTable | FileTable
     mean: tuple[float, ...]
     std: tuple[float, ...]
-    # clean held-out split (dataset.clean_holdout): labels = true labels; None when not asked for
+    # clean validation split: the source's own (Clothing1M's clean val) or rows held out of the training set
+    # (dataset.clean_holdout); labels = true labels; None when there is neither
     holdout: ImageTable | FileTable | None = None
+    # further clean test sets by name, evaluated every epoch beside ``test`` (mini-WebVision's ``imagenet_val``)
+    extra_test: dict = field(default_factory=dict)
 
     @property
     def actual_noise_rate(self) -> float | None:
@@ -91,19 +94,20 @@ def split_clean_holdout(table, size: int, seed: int) -> tuple:
 def load_splits(cfg: Config) -> DatasetSplits:
     """The source's splits: :class:`FileTable` listings when the run streams, decoded tables otherwise.
 
-    ``dataset.stream=on`` streams (sources that can: ``folder``, ``mini_imagenet_cnwl``); ``auto`` streams when the decoded train and
+    ``dataset.stream=on`` streams (sources that can: :func:`~noisyclr.data.sources.streaming_sources`); ``auto`` streams when the decoded train and
     test tables together would exceed ``dataset.resident_limit_gb``; ``off`` never streams. A streamed listing
     carries the worker settings, and its mean/std are estimated from a sample of the train files
     (:func:`~noisyclr.data.stream.sample_mean_std`) unless the config gives both.
     """
-    from .sources import can_stream, list_dataset, load_dataset
+    from .sources import can_stream, list_dataset, load_dataset, streaming_sources
 
     d = cfg.dataset
     if d.stream != "off" and can_stream(d.name):
         listed = list_dataset(d.name, d.root, cache_dir=d.cache_dir, **d.options)
         if d.stream == "on" or listed.train.nbytes + listed.test.nbytes > d.resident_limit_gb * 1e9:
-            for table in (listed.train, listed.test):
-                table.workers, table.prefetch = d.stream_workers, d.stream_prefetch
+            for table in (listed.train, listed.test, listed.val, *listed.extra_test.values()):
+                if table is not None:
+                    table.workers, table.prefetch = d.stream_workers, d.stream_prefetch
             if listed.mean is None and (d.mean is None or d.std is None):
                 from .stream import sample_mean_std
 
@@ -111,7 +115,7 @@ def load_splits(cfg: Config) -> DatasetSplits:
             return listed
     elif d.stream == "on":
         raise UserError(
-            f"dataset.stream=on needs a source that can stream (folder, mini_imagenet_cnwl); dataset {d.name} is always decoded into "
+            f"dataset.stream=on needs a source that can stream ({', '.join(streaming_sources())}); dataset {d.name} is always decoded into "
             "memory, set dataset.stream=auto"
         )
     return load_dataset(d.name, d.root, cache_dir=d.cache_dir, **d.options)
@@ -150,17 +154,23 @@ def _inject_noise(cfg: Config, splits: DatasetSplits, train):
 def prepare_data(cfg: Config) -> PreparedData:
     """Load (or, when streaming, list) ``cfg.dataset``, keep ``dataset.classes``, inject ``cfg.noise`` into the
     training split, hold out clean rows, apply the limits."""
+    from .ood import keep_classes
+
     d = cfg.dataset
     splits = load_splits(cfg)
     train, test = splits.train, splits.test
     if d.classes is not None:
         # before the noise: a noise file for a class subset lists the subset's rows
-        from .ood import keep_classes
-
         train, test = keep_classes(train, d.classes, d.name), keep_classes(test, d.classes, d.name)
     train = _inject_noise(cfg, splits, train)
-    holdout = None
+    holdout, extra = splits.val, dict(splits.extra_test)
+    if d.classes is not None:
+        holdout = None if holdout is None else keep_classes(holdout, d.classes, d.name)
+        extra = {name: keep_classes(split, d.classes, d.name) for name, split in extra.items()}
     if d.clean_holdout:
+        if holdout is not None:
+            raise UserError(f"dataset {d.name} ships its own clean validation split ({len(holdout)} images), used "
+                            "for model selection and as clean data; set dataset.clean_holdout=0")
         train, holdout = split_clean_holdout(train, d.clean_holdout, cfg.train.seed)
     for key, limit, split in (("train_limit", d.train_limit, train), ("test_limit", d.test_limit, test)):
         if limit is not None and limit > len(split):
@@ -181,12 +191,14 @@ def prepare_data(cfg: Config) -> PreparedData:
             f"dataset.mean/std have {len(mean)}/{len(std)} values but the images have {channels} channels; "
             f"give {channels} values each"
         )
-    if test.image_shape != train.image_shape:
-        raise UserError(
-            f"test images are {test.image_shape} but train images are {train.image_shape}; "
-            "give the source an image_size option so both are resized alike"
-        )
-    return PreparedData(splits.name, train, test, mean, std, holdout)
+    named = {"test": test, **({"val": holdout} if holdout is not None else {}), **extra}
+    for which, split in named.items():
+        if split.image_shape != train.image_shape:
+            raise UserError(
+                f"{which} images are {split.image_shape} but train images are {train.image_shape}; "
+                "give the source an image_size option so all splits are resized alike"
+            )
+    return PreparedData(splits.name, train, test, mean, std, holdout, extra)
 
 
 def labels_csv_text(table: ImageTable | FileTable) -> str:

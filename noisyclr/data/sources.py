@@ -2,8 +2,9 @@
 
 Every loader returns a :class:`~noisyclr.data.table.DatasetSplits` with clean labels (``true_labels`` set) unless
 the source says its labels are themselves noisy; label noise is added afterwards by :mod:`noisyclr.data.noise`.
-A source that can stream (``folder``, ``mini_imagenet_cnwl``) also has a lister: :func:`list_dataset` gives its splits as file listings
-(:class:`~noisyclr.data.table.FileTable`) without decoding them.
+A source that can stream (``folder``, ``mini_imagenet_cnwl``, ``clothing1m``, ``webvision``) also has a lister:
+:func:`list_dataset` gives its splits as file listings (:class:`~noisyclr.data.table.FileTable`) without decoding
+them.
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ from typing import Callable
 from ..errors import UserError
 from .animal10n import load_animal10n
 from .cifar import load_cifar10, load_cifar100
+from .cifar_n import load_cifar10n, load_cifar100n
+from .clothing1m import list_clothing1m, load_clothing1m
 from .digits import load_digits
 from .folder import list_folder, load_folder
 from .mini_imagenet import list_mini_imagenet_cnwl, load_mini_imagenet_cnwl
 from .synthetic import load_synthetic
 from .table import DatasetSplits
 from .tiny_imagenet import load_tiny_imagenet
+from .webvision import list_webvision, load_webvision
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,16 @@ _REGISTRY: dict[str, _Source] = {
                        "root holds cifar-10-batches-py/ (data_batch_1..5, test_batch, batches.meta) or is it"),
     "cifar100": _Source(load_cifar100, True, False,
                         "root holds cifar-100-python/ (train, test, meta) or is it"),
+    "cifar10n": _Source(load_cifar10n, True, True,
+                        "CIFAR-10 with the CIFAR-10N human labels (use noise.kind=none): root holds CIFAR-10_human.pt "
+                        "and cifar-10-batches-py/ or a train/<class>/, test/<class>/ image folder; options labels "
+                        "(aggre|random1|random2|random3|worst, default worst), human_file, images "
+                        "(auto|pickles|folder), index_file (folder: CSV path,index of the original order)"),
+    "cifar100n": _Source(load_cifar100n, True, True,
+                         "CIFAR-100 with the CIFAR-100N human labels (use noise.kind=none): root holds "
+                         "CIFAR-100_human.pt and cifar-100-python/ or a train/<class>/, test/<class>/ image folder; "
+                         "options labels (noisy_label|noisy_coarse_label: the 20 superclasses, default noisy_label), "
+                         "human_file, images (auto|pickles|folder), index_file"),
     "folder": _Source(load_folder, True, True,
                       "root/train/<class>/* and root/test/<class>/* images (any format); option image_size; "
                       "can stream (dataset.stream)", lister=list_folder),
@@ -58,6 +72,19 @@ _REGISTRY: dict[str, _Source] = {
                                   "and split/clean_validation ('name.jpg label' lines), all_images/<name> and "
                                   "validation/<label>/<name>; options color (red|blue), noise_rate (r), image_size "
                                   "(default 84); can stream (dataset.stream)", lister=list_mini_imagenet_cnwl),
+    "clothing1m": _Source(load_clothing1m, True, True,
+                          "Clothing1M (14 classes, 1M noisy train, clean val and test): root holds "
+                          "noisy_train_key_list.txt, noisy_label_kv.txt, clean_label_kv.txt, clean_val_key_list.txt, "
+                          "clean_test_key_list.txt ('images/0/xx/yy.jpg label' lines) and images/0..9/; options "
+                          "image_size (default 256), train_keys (first N training keys); can stream (dataset.stream)",
+                          lister=list_clothing1m),
+    "webvision": _Source(load_webvision, True, True,
+                         "mini-WebVision (first 50 classes of the Google subset; test = WebVision val, extra test "
+                         "imagenet_val): root holds info/train_filelist_google.txt, info/val_filelist.txt, "
+                         "info/synsets.txt, google/, val_images_256/, imagenet/val/<wnid>/; options num_classes "
+                         "(default 50), image_size (default 320), imagenet_val (true|false); can stream "
+                         "(dataset.stream)",
+                         lister=list_webvision),
 }
 
 #: name -> one line saying what the source expects on disk (shown by ``noisyclr datasets``).
@@ -72,6 +99,11 @@ def describe_sources() -> list[tuple[str, str]]:
 def _options_of(loader: Callable) -> list[str]:
     params = inspect.signature(loader).parameters.values()
     return [p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name != "cache_dir"]
+
+
+def streaming_sources() -> list[str]:
+    """Names of the sources that can stream (have a lister), sorted."""
+    return sorted(name for name, src in _REGISTRY.items() if src.lister is not None)
 
 
 def can_stream(name: str) -> bool:

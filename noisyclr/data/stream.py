@@ -21,6 +21,7 @@ of DataLoaders and each pass borrows an idle one.
 
 from __future__ import annotations
 
+import copy
 import warnings
 import weakref
 from typing import Iterator, Sequence
@@ -31,7 +32,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..errors import UserError
 from .folder import _pool_context, decode_images, decode_rows, default_workers, stats_from_histogram
-from .loader import Batch, DeviceData, Shard, View, batch_bounds, make_batch
+from .loader import Batch, DeviceData, Shard, View, subset_rows, batch_bounds, make_batch
 from .table import FileTable
 
 #: files decoded to estimate the normalisation of a streamed split when the config gives none
@@ -129,6 +130,19 @@ class StreamingData:
         """The raw uint8 images ``(len(indices), C, H, W)`` of rows ``indices``, decoded now in this process and
         moved to the device."""
         return self._on_device(self._files[indices.tolist()])
+
+    def subset(self, index: torch.Tensor) -> "StreamingData":
+        """Rows ``index`` as a split of their own (row ``i`` of it is file ``index[i]`` here), same shard and
+        worker settings: an epoch's sample of a million-file listing. Only the paths are copied; it starts its
+        own DataLoaders (so the parent's persistent workers are not fed another split's rows)."""
+        new = copy.copy(self)
+        index = index.to(self.device)
+        new._files = copy.copy(self._files)
+        new._files.paths = self._files.paths[index.cpu().numpy()]
+        subset_rows(new, self, index)
+        new._idle = []
+        new._release = weakref.finalize(new, new._idle.clear)
+        return new
 
     def ordered_chunks(self, batch_size: int, rows: tuple[int, int] | None = None
                        ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -135,6 +135,9 @@ class FileTable(_LabelledRows):
 class DatasetSplits:
     """A data source's output: the train and test tables plus the per-channel normalisation.
 
+    ``val`` and ``extra_test`` are optional clean splits of sources that ship them (Clothing1M's clean val,
+    mini-WebVision's ILSVRC12 val): evaluated every epoch, never trained on.
+
     ``mean`` and ``std`` are in [0, 1] pixel units (as torchvision's Normalize after ToTensor). A listing of files
     (:class:`FileTable` splits) may leave them ``None``: they are then estimated from a sample of the train files
     unless the config gives them.
@@ -146,3 +149,7 @@ class DatasetSplits:
     mean: tuple[float, ...] | None
     std: tuple[float, ...] | None
     info: dict = field(default_factory=dict)
+    # a clean validation split the source ships (Clothing1M's clean_val): model selection, never trained on
+    val: ImageTable | FileTable | None = None
+    # further test sets reported every epoch beside ``test``, by name (mini-WebVision's ``imagenet_val``)
+    extra_test: dict = field(default_factory=dict)

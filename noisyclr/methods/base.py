@@ -19,6 +19,7 @@ import torch.nn as nn
 
 from ..context import RunContext
 from ..method_configs import MethodConfig
+from ..selection import balanced_subset
 
 
 def prediction_report(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, np.ndarray]:
@@ -50,6 +51,12 @@ class Method:
         """Train one epoch (0-based ``epoch``). Returns metrics, at least ``train_loss`` and ``images``
         (training images processed, for images/s)."""
         raise NotImplementedError
+
+    def epoch_sample(self, size: int | None) -> torch.Tensor | None:
+        """Rows of a fresh class-balanced sample of ``size`` rows by given label, drawn from the run's generator
+        (the Clothing1M recipes' epoch: :func:`noisyclr.selection.balanced_subset`), or ``None`` (all rows) when
+        ``size`` is unset."""
+        return balanced_subset(self.ctx.train.labels, size, self.ctx.generator) if size else None
 
     def eval_nets(self) -> list[nn.Module]:
         """The networks whose summed logits are the prediction (one, or two for an ensemble)."""

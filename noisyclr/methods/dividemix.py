@@ -66,17 +66,23 @@ class DivideMix(Method):
         for opt in self.optimizers:
             self.ctx.schedule(opt, epoch)  # the seeds set the learning rate once per epoch
         if epoch < self.mcfg.warmup_epochs:
-            out = [self.warmup(k, epoch) for k in (0, 1)]
-            stats = {"phase": "warmup"}
-            self.after_warmup_epoch(epoch)
-        else:
-            probs = [self.divide(k, epoch) for k in (0, 1)]
-            stats = {"phase": "semi", **self.division_metrics(probs)}
             out = []
-            for k in (0, 1):
-                peer = 1 - k
-                out.append(self.train_semi(k, peer, probs[peer], epoch))
-                self.after_train(k, epoch)
+            for k in (0, 1):  # DivideMix's Clothing1M warm-up draws a fresh sample for each net
+                with self.ctx.train_rows(self.epoch_sample(self.mcfg.warmup_subset)):
+                    out.append(self.warmup(k, epoch))
+                    if k == 1:  # PLReMix's prototypes start from the sample net2 warmed up on
+                        self.after_warmup_epoch(epoch)
+            stats = {"phase": "warmup"}
+        else:
+            # one sample for both divisions and both nets' semi-supervised passes (the reference's eval_train set)
+            with self.ctx.train_rows(self.epoch_sample(self.mcfg.division_subset)):
+                probs = [self.divide(k, epoch) for k in (0, 1)]
+                stats = {"phase": "semi", **self.division_metrics(probs)}
+                out = []
+                for k in (0, 1):
+                    peer = 1 - k
+                    out.append(self.train_semi(k, peer, probs[peer], epoch))
+                    self.after_train(k, epoch)
         stats["train_loss"] = sum(o["loss"] for o in out) / len(out)
         stats["images"] = sum(o["images"] for o in out)
         stats["lr"] = self.optimizers[0].param_groups[0]["lr"]

@@ -23,6 +23,12 @@ Deviations and switches (also in ``docs/methods/plremix.md``):
 * ``warmup_contrastive=infonce`` is a proper InfoNCE; the reference's ``--crl plr`` warm-up on CIFAR pushes
   positives apart (plremix.md, "Warm-up losses"), so we do not reproduce that path.
 * Indices are global everywhere (the reference's Clothing1M/WebVision index bugs do not apply).
+
+Multi-crop (``multi_crop``, the reference's ``--mcrop`` on Clothing1M/WebVision; plremix.md, "Multi-crop"): the two
+strong views become ``RandomResizedCrop(multi_crop_large)`` crops and ``multi_crop_small_views`` (6) small crops
+join them, each followed by the strong view's ops. The two large crops stay the MixMatch inputs (the reference's
+img3/img4); the warm-up contrastive term and the PLR loss see all V = 2 + 6 views, the large and the small crops
+in one forward each, concatenated into ``(N, V, 128)``.
 """
 
 from __future__ import annotations
@@ -54,16 +60,52 @@ class PLReMix(DivideMix):
         self.info: list[dict | None] = [None, None]  # per net: eval-pass outputs of this epoch
 
     @property
-    def semi_views(self) -> dict[str, str]:
-        """Two weak views for the targets, two strong ones for MixMatch and the PLR loss."""
-        s = self.mcfg.strong_view
-        return {"weak1": "weak", "weak2": "weak", "strong1": s, "strong2": s}
+    def semi_views(self) -> dict:
+        """Two weak views for the targets, two strong ones for MixMatch and the PLR loss (+ the small crops)."""
+        return {"weak1": "weak", "weak2": "weak", **self.contrastive_views}
 
     @property
-    def warmup_views(self) -> dict[str, str]:
-        """A weak view for CE, two strong views for the warm-up contrastive term."""
-        s = self.mcfg.strong_view
-        return {"weak": "weak", "strong1": s, "strong2": s}
+    def warmup_views(self) -> dict:
+        """A weak view for CE, two strong views (+ the small crops) for the warm-up contrastive term."""
+        return {"weak": "weak", **self.contrastive_views}
+
+    @property
+    def contrastive_views(self) -> dict:
+        """The views of the contrastive losses, by name, in their order in ``(N, V, D)``: ``strong1``, ``strong2``
+        (MixMatch's inputs too), and with multi-crop the large crops in their place and ``small1``, ``small2``, ..."""
+        m = self.mcfg
+        s = m.strong_view
+        if not m.multi_crop:
+            return {"strong1": s, "strong2": s}
+
+        def crop(side, scale):  # the strong view with its crop replaced by RandomResizedCrop(side, scale)
+            return (s, {"crop": side, "crop_mode": "resized", "resized_scale": tuple(scale)})
+
+        large = crop(m.multi_crop_large, m.multi_crop_large_scale)
+        small = crop(m.multi_crop_small, m.multi_crop_small_scale)
+        return {"strong1": large, "strong2": large,
+                **{f"small{j}": small for j in range(1, m.multi_crop_small_views + 1)}}
+
+    def project_views(self, k: int, batches: list) -> torch.Tensor:
+        """Unit projections ``(N, V, D)`` of the :attr:`contrastive_views` of ``batches`` (their rows concatenated:
+        ``[batch]`` in warm-up, ``[labeled, unlabeled]`` in the semi step; N counts every rank's rows), view-major
+        as the losses stack them.
+
+        Views of one size share one forward (the two strong views; with multi-crop the large crops and the small
+        crops are two forwards); under torchrun every rank's rows are gathered with their gradients.
+        """
+        names = list(self.contrastive_views)
+        local, total = [len(b) for b in batches], [b.size for b in batches]
+        groups: dict[tuple, list[str]] = {}
+        for name in names:  # first-appearance order, so without multi-crop this is the one forward it always was
+            groups.setdefault(tuple(batches[0][name].shape[-2:]), []).append(name)
+        per_view: dict[str, torch.Tensor] = {}
+        for group in groups.values():
+            with self.ctx.autocast():
+                z = self.embed(k, torch.cat([b[name] for name in group for b in batches]))
+            z = self.ctx.dist.gather_blocks_with_grad(z, local * len(group), total * len(group))
+            per_view.update(zip(group, z.split(sum(total))))
+        return torch.stack([per_view[name] for name in names], dim=1)
 
     def build_net(self):
         # PLReMix's projector: Linear(d, d) -> ReLU -> Linear(d, 128), no batch norm
@@ -79,11 +121,7 @@ class PLReMix(DivideMix):
         kind = self.mcfg.warmup_contrastive
         if kind == "none":
             return loss
-        n = len(batch)
-        with self.ctx.autocast():
-            z = self.embed(k, torch.cat([batch["strong1"], batch["strong2"]]))
-        z = self.ctx.dist.gather_blocks_with_grad(z, [n, n], [batch.size, batch.size])  # negatives of all ranks
-        features = torch.stack([z[: batch.size], z[batch.size :]], dim=1)
+        features = self.project_views(k, [batch])  # (B, V, D), the negatives of all ranks
         fn = flat_nce_loss if kind == "flatnce" else info_nce_loss
         return loss + fn(features, temperature=self.mcfg.warmup_temperature)
 
@@ -135,12 +173,8 @@ class PLReMix(DivideMix):
         loss = super().semi_loss(k, peer, xb, ub, w, t, epoch)
         if self.mcfg.lambda_c == 0:
             return loss
-        mask = self.plr_mask(peer, xb, ub, epoch)
-        n = len(mask)  # rows of the global batch [labeled; unlabeled]
-        with self.ctx.autocast():
-            z = self.embed(k, torch.cat([xb["strong1"], ub["strong1"], xb["strong2"], ub["strong2"]]))
-        z = self.ctx.dist.gather_blocks_with_grad(z, [len(xb), len(ub)] * 2, [xb.size, ub.size] * 2)
-        features = torch.stack([z[:n], z[n:]], dim=1)
+        mask = self.plr_mask(peer, xb, ub, epoch)  # (N, N) over the global batch [labeled; unlabeled]
+        features = self.project_views(k, [xb, ub])  # (N, V, D): [x³; u³], [x⁴; u⁴] (+ the small crops)
         plr = plr_loss(features, mask, temperature=self.mcfg.plr_temperature, flat=self.mcfg.contrastive == "flat_plr")
         return loss + self.mcfg.lambda_c * plr
 

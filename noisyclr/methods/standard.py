@@ -57,7 +57,8 @@ class Standard(Method):
     def train_epoch(self, epoch: int) -> dict:
         ctx = self.ctx
         self.nets[0].train()
-        plan = OnePass(ctx.train, self.cfg.train.batch_size, self.views)
+        # Ghosh & Lan's Clothing1M pass: a fresh class-balanced sample (method.epoch_subset), all rows otherwise
+        plan = OnePass(ctx.train, self.cfg.train.batch_size, self.views, subset=self.epoch_sample(self.mcfg.epoch_subset))
         r = run_epoch(ctx, plan, self.step, self.optimizers[0], epoch=epoch, desc=f"epoch {epoch + 1}",
                       lr_per_step=True)
         out = {"train_loss": r["loss"], "images": r["images"], "lr": r["lr"]}
