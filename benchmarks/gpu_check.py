@@ -18,11 +18,16 @@ runs. After every step ``OUT/gpu_check.md`` (all tables, ready to paste into ``b
    also fill the compile cache for step 3.
 3. ``benchmarks/speed.py``: DivideMix, PreAct ResNet-18, all 50,000 training images, batch 64 / 128 / 256, fp32
    against the fast path, with the projected full-recipe time; three invocations in priority order.
+3b. ``benchmarks/clothing1m_throughput.py`` (issue #16): Clothing1M-shaped throughput, ResNet-50 at 224², bf16, from
+   6,000 synthetic 256² JPEGs streamed through the DataLoader workers (PLReMix and DivideMix presets, random init,
+   no compile): warm-up / division / semi-supervised images/s and ms/step, the same with the images resident, and
+   the projected wall time of both Clothing1M recipes. Its own process with its own cap; its table is section 3b.
 4. fixed-budget accuracy: the DivideMix recipe on CIFAR-10 JPEG with the reference 50% sym file, fast path, stopped
    when the time left runs out; test accuracy per epoch.
 
 ``--smoke`` runs the same steps at toy size on the CPU (a tiny synthetic JPEG folder packed and unpacked through the
-same code, small CNN, fp32, no compile), in well under a minute; ``tests/test_gpu_check.py`` runs it.
+same code, small CNN, fp32, no compile), in well under a minute; ``tests/test_gpu_check.py`` runs it. Step 3b runs
+in ``--smoke`` only with ``GPU_CHECK_C1M=1`` (the smoke run's step list that test checks does not have it yet).
 
 Internal subcommands (used by the steps): ``worker JOBS.json``, ``data ...``.
 """
@@ -88,13 +93,16 @@ GPU = {
         "groups": None,  # None = one process per job
     },
     "speed": {
-        "cap": 230, "reserve": 60, "limit": 50000, "full_size": 50000, "backbone": "preact_resnet18", "width": None,
+        "cap": 230, "reserve": 165, "limit": 50000, "full_size": 50000, "backbone": "preact_resnet18", "width": None,
         "methods": ["dividemix"],
         # priority order: the paper batch both ways, then the fast path at larger batches, then fp32 there; each
         # group gets its weight's share of what is left of the step when it starts
         "groups": [([64], ["fp32", "fast"], 100), ([128, 256], ["fast"], 75), ([128, 256], ["fp32"], 55)],
         "extra": [],
     },
+    # step 3b (issue #16): ~70-90 s expected (ResNet-50 eager, no compile; see gpu_check.sh), cut at its cap; the
+    # reserve keeps step 4's minimum (45 s + its 8 s margin), as step 3's reserve keeps 110 + 55 for 3b and 4
+    "c1m": {"run": True, "cap": 120, "reserve": 55, "min": 40, "files": 6000, "steps": 30, "extra": []},
     # a checkpoint every epoch (the default): a run stopped before its first checkpoint removes its folder
     "acc": {"cap": 240, "min": 45, "preset": "dividemix-cifar10jpg-sym50", "extra": []},
     "process_env": {},
@@ -128,6 +136,10 @@ SMOKE = {
         "groups": [([16, 32], ["fp32", "fast"], 60)],
         "extra": ["train.eval_batch_size=64", "train.threads=1"],
     },
+    # off unless GPU_CHECK_C1M=1: tests/test_gpu_check.py checks the exact step list of a smoke run
+    "c1m": {"run": False, "cap": 120, "reserve": 0, "min": 10, "files": 64, "steps": 2,
+            "extra": ["model.backbone=small_cnn", "model.width=8", "dataset.options.image_size=40", "dataset.crop=32",
+                      "train.precision=fp32", "train.batch_size=8", "train.threads=1"]},
     "acc": {"cap": 180, "min": 10, "preset": "dividemix-cifar10jpg-sym50",
             "extra": ["train.epochs=3", "method.warmup_epochs=1", "train.batch_size=16", "train.eval_batch_size=64",
                       "train.threads=1"]},
@@ -610,6 +622,7 @@ class Check:
             "env": {},
             "methods": [],
             "speed": {"groups": [], "rows": [], "stamps": [], "header": None},
+            "c1m": {},
             "acc": {},
         }
 
@@ -905,6 +918,47 @@ class Check:
                          f"{sum(s == 'ok' for s in statuses)}/{len(statuses)} groups ok", budget, t_start,
                          f"{len(sp['rows'])} rows")
 
+    def c1m_enabled(self) -> bool:
+        return bool(self.profile["c1m"]["run"] or os.environ.get("GPU_CHECK_C1M") == "1")
+
+    def step_c1m(self) -> None:
+        """Step 3b: benchmarks/clothing1m_throughput.py in its own process, capped; its JSON and Markdown are
+        rewritten after every phase, so a cut run keeps its rows."""
+        p = self.profile["c1m"]
+        t_start = time.monotonic()
+        budget = self.step_budget(p["cap"], p["reserve"])
+        c1m = self.state["c1m"]
+        json_path, md_path = self.work / "c1m.json", self.work / "c1m.md"
+        cmd = [self.python, str(HERE / "clothing1m_throughput.py"), "--device", self.profile["device"],
+               "--files", str(p["files"]), "--steps", str(p["steps"]), "--root", str(self.work / "c1m_data"),
+               "--budget", f"{max(budget - 12, 0):.0f}", "--json", str(json_path), "--md", str(md_path), *p["extra"]]
+        c1m.update(command="python benchmarks/clothing1m_throughput.py " + " ".join(
+            a.replace(str(self.work), "<work>") for a in cmd[2:]), budget_s=round(budget, 1))
+        if budget < p["min"]:
+            c1m.update(status="skipped", error=f"only {budget:.0f} s left (needs {p['min']} s)")
+            self.record_step("c1m", "skipped", budget, t_start, c1m["error"])
+            return
+        self.log(f"step 3b clothing1m throughput: {' '.join(cmd[2:])} (budget {budget:.0f} s)")
+        proc = start("c1m", cmd, self.logs / "03b_c1m.log", budget, self.env).wait()
+        shutil.rmtree(self.work / "c1m_data", ignore_errors=True)
+        result = read_json(json_path) or {}
+        c1m.update(seconds=round(proc.seconds, 1), rc=proc.rc, timed_out=proc.timed_out,
+                   result=result, markdown=md_path.read_text() if md_path.is_file() else "")
+        done = [f"{name} {key}" for name, r in (result.get("methods") or {}).items() for key in r.get("phases", {})]
+        projected = [n for n, pr in (result.get("projections") or {}).items() if (pr or {}).get("streamed")]
+        if proc.rc == 0 and result.get("done") and projected:
+            status = "ok"
+        elif done:
+            status = "partial"
+        else:
+            status = "timeout" if proc.timed_out else "FAIL"
+        if status != "ok":
+            c1m["error"] = ("; ".join(result.get("errors") or []) or
+                            ("stopped at the step budget" if proc.timed_out else last_error_line(proc.tail())))
+        c1m["status"] = status
+        self.record_step("c1m", status, budget, t_start,
+                         f"{len(done)} phases, projected: {', '.join(projected) or 'none'}")
+
     def step_acc(self) -> None:
         p = self.profile["acc"]
         t_start = time.monotonic()
@@ -1052,6 +1106,19 @@ class Check:
                   "preset's whole recipe (DivideMix: 300 epochs, 10 warm-up) from these timings (speed.py docstring).",
                   ""]
 
+        # 3b. Clothing1M-shaped throughput
+        c1m = s.get("c1m") or {}
+        if c1m:
+            lines += ["### 3b. Clothing1M-shaped throughput: `benchmarks/clothing1m_throughput.py` (issue #16)", "",
+                      f"`{c1m.get('command', '?')}`: {c1m.get('status', 'running')}, {fmt(c1m.get('seconds'), '.0f')} s "
+                      f"of a {fmt(c1m.get('budget_s'), '.0f')} s budget"
+                      + (f" — {md_escape(c1m['error'])}" if c1m.get("error") else "") + ". "
+                      + ("SMOKE: small CNN, fp32, toy sizes (the overrides above)." if smoke else
+                         "ResNet-50 (random init, `model.pretrained=null`), 224² crops of synthetic 256² JPEGs "
+                         "streamed by DataLoader workers, bf16, no compile; the presets' batch sizes."), ""]
+            if c1m.get("markdown"):
+                lines += [c1m["markdown"].rstrip(), ""]
+
         # 4. accuracy
         acc = s["acc"]
         if acc:
@@ -1077,7 +1144,7 @@ class Check:
 
         # budgets
         lines += ["### Step budgets", "", "| step | status | budget s | used s | note |", "|---|---|---|---|---|"]
-        order = ["data", "env", "methods", "speed", "acc"]
+        order = ["data", "env", "methods", "speed", "c1m", "acc"]
         for key, st in sorted(s["steps"].items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 99):
             lines.append(f"| {key} | {st['status']} | {st['budget_s']:.0f} | {st['used_s']:.1f} | {md_escape(st['note'])} |")
         lines.append(f"\nTotal: {now_s(self.t0):.0f} s of the {self.budget:.0f} s budget. Logs: `gpu_check.log`, "
@@ -1092,7 +1159,8 @@ class Check:
         data_ok = self.guarded("data", self.step_data)
         if env_handle and not self.profile["overlap"]:
             self.guarded("env", self.collect_env, env_handle)
-        steps = [("methods", self.step_methods), ("speed", self.step_speed), ("acc", self.step_acc)]
+        steps = [("methods", self.step_methods), ("speed", self.step_speed),
+                 *([("c1m", self.step_c1m)] if self.c1m_enabled() else []), ("acc", self.step_acc)]
         if not data_ok:
             for name, _ in steps:
                 self.state["steps"][name] = {"status": "skipped", "budget_s": 0, "used_s": 0,

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One prepared GPU check for a session lent the H200 (15 minutes of device time, machine start included):
-# environment, every method on the CUDA fast path, the speed.py table at 50,000 rows, a fixed-budget accuracy run.
+# environment, every method on the CUDA fast path, the speed.py table at 50,000 rows, Clothing1M-shaped ResNet-50
+# throughput from streamed files (issue #16), a fixed-budget accuracy run.
 # The work is in benchmarks/gpu_check.py (its docstring lists the steps); this wrapper picks the interpreter, the
 # output folder and an outer time limit.
 #
@@ -31,14 +32,21 @@
 #   2 methods: CE, DivideMix, PLReMix, BPT-PLR, TCL (batch 1024), SimCLR, MW-Net (random init), DivideMix at batch 128, 256:
 #     9 runs of 2 epochs on 5,120 / 1,024 images, all at once on the GPU (compiles overlap)  cap 160
 #   3 speed.py, DivideMix, PreAct ResNet-18, 50,000 rows: [64 fp32+fast], [128 256 fast], [128 256 fp32],
-#     one process each, shares 100:75:55 of what is left                               cap 230
-#   4 the DivideMix recipe on all of CIFAR-10 JPEG (50% sym file), stopped when time is up   the rest (>= ~105)
-#   Worst case 15 + 160 + 230 + 105 + a few s of reporting = 525; the torch.compile times on the H200 are unknown
-#   (never measured), which is why every step is cut by the clock and its partial results are kept.
+#     one process each, shares 100:75:55 of what is left          cap 230, but leaves 165 for 3b + 4 (so >= 185)
+#   3b clothing1m_throughput.py --files 6000 --steps 30: ResNet-50, 224² crops of 256² synthetic JPEGs, bf16, eager,
+#     streamed by 12 DataLoader workers; PLReMix (warm-up epoch, division, 30 semi steps; then the same resident)
+#     and DivideMix (streamed), projected Clothing1M recipe times. One process, stopped at its budget (SIGINT,
+#     SIGKILL 10 s later: a `timeout`), its JSON/Markdown rewritten after every phase        cap 120, leaves 55 for 4
+#     (expected ~70-90: ~15 start + files, ~25 PLReMix streamed, ~20 resident, ~12 DivideMix)
+#   4 the DivideMix recipe on all of CIFAR-10 JPEG (50% sym file), stopped when time is up   the rest (>= ~45)
+#   Worst case 15 + 160 + 185 + 110 + 47 + 8 s of margin and reporting = 525 (step 4 just above its 45 s minimum);
+#   the torch.compile times on the H200 are unknown (never measured), which is why every step is cut by the clock
+#   and its partial results are kept. Step 3b compiles nothing, so its time is the better known one.
 #
 # Usage: bash benchmarks/gpu_check.sh [--smoke] [OUT_DIR]
 #   OUT_DIR: the first non-flag argument, else $OUT, else runs/gpu_check.
 #   PYTHON: the interpreter (default python3); GPU_CHECK_BUDGET_S: the script's own budget (default 525, smoke 200);
+#   GPU_CHECK_C1M=1: step 3b in --smoke too (off there: tests/test_gpu_check.py checks the smoke run's step list);
 #   GPU_CHECK_WORK: scratch folder (default a new temporary folder, removed at the end).
 set -u
 cd "$(dirname "$0")/.." || exit 2

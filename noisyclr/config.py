@@ -168,7 +168,7 @@ class ModelConfig:
     # Pretrained encoder for the backbone (noisyclr pretrain's encoder.pt, its run folder, or a run's checkpoint.pt):
     # projector dropped, classifier zero-initialised (see noisyclr/models/init.py).
     init: str | None = None
-    # Local torchvision-format checkpoint (e.g. resnet50-11ad3fa6.pth) for the backbone only; never downloaded
+    # Local torchvision-format checkpoint (e.g. resnet50-0676ba61.pth, the V1 weights the seeds use) for the backbone only; never downloaded
     # (see noisyclr/models/pretrained.py, docs/models.md).
     pretrained: str | None = None
 
@@ -602,7 +602,7 @@ def check_paths(cfg: Config) -> None:
                         "folder, or a run's checkpoint.pt")
     if cfg.model.pretrained is not None and not Path(cfg.model.pretrained).expanduser().is_file():
         raise UserError(f"model.pretrained {cfg.model.pretrained} does not exist or is not a file; copy the torchvision "
-                        "checkpoint (e.g. resnet50-11ad3fa6.pth) to this machine and give its path (docs/models.md)")
+                        "checkpoint (e.g. resnet50-0676ba61.pth, the V1 weights the seeds use) to this machine and give its path (docs/models.md)")
 
 
 def load_config(preset: str, overrides: list[str] | None = None) -> Config:

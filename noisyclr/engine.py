@@ -380,6 +380,16 @@ def check_data_limits(cfg: Config, data) -> None:
     from .augment import check_crop
 
     check_crop(cfg.dataset.crop, data.train.image_shape[:2])  # (H, W, C) tables: before anything is written
+    from .models import MIN_INPUT_SIDE
+
+    least = MIN_INPUT_SIDE.get(cfg.model.backbone)
+    sides = {"dataset.crop" if cfg.dataset.crop else "the image side": cfg.dataset.crop or min(data.train.image_shape[:2])}
+    if getattr(cfg.method, "multi_crop", False):
+        sides["method.multi_crop_small"] = cfg.method.multi_crop_small
+    for key, side in sides.items():
+        if least is not None and side < least:
+            raise UserError(f"{cfg.model.backbone} needs inputs of at least {least}x{least}, but {key} is {side}; "
+                            f"give a larger dataset.crop / dataset.options.image_size, or a backbone for small images")
     if cfg.train.select == "best_val" and getattr(data, "holdout", None) is None:
         raise UserError(f"train.select=best_val needs a clean validation split, which dataset {cfg.dataset.name} "
                         "does not ship; set dataset.clean_holdout=N (e.g. 1000) or train.select=last")

@@ -77,6 +77,8 @@ class DivideMixConfig(MethodConfig):
     # rows, and each later epoch divides and trains on a fresh one of division_subset rows; null = every row
     warmup_subset: int | None = None
     division_subset: int | None = None
+    # DivideMix's Clothing1M/WebVision step: forward only the first 2B mixed rows, loss L_x + L_reg (needs lambda_u 0)
+    mix_labeled_only: bool = False
 
     CHOICES = {"gmm_backend": SELECTION_BACKENDS}
     RANGES = {
@@ -93,6 +95,15 @@ class DivideMixConfig(MethodConfig):
     }
 
     def check_data(self, cfg, num_train: int, num_classes: int) -> None:
+        if self.mix_labeled_only and self.lambda_u:
+            raise UserError(f"method.mix_labeled_only drops the unlabeled mixed rows, so there is no L_u for "
+                            f"method.lambda_u={self.lambda_u:g} to weigh; set method.lambda_u=0 (DivideMix's "
+                            "Clothing1M/WebVision recipe) or method.mix_labeled_only=false")
+        for key in ("warmup_subset", "division_subset"):
+            size = getattr(self, key)
+            if size is not None and size < num_classes:
+                raise UserError(f"method.{key}={size} is smaller than the {num_classes} classes, so a class-balanced "
+                                f"sample cannot hold every class; e.g. method.{key}={max(64 * num_classes, 1000)}")
         if self.division_subset and self.loss_average_last > 1:
             raise UserError("method.loss_average_last averages each sample's loss over epochs, but "
                             "method.division_subset draws other samples every epoch; set one of them to 0/null")
@@ -129,9 +140,13 @@ class PLReMixConfig(DivideMixConfig):
     multi_crop_small: int = 128
     multi_crop_small_scale: list[float] = field(default_factory=lambda: [0.05, 0.14])
     multi_crop_small_views: int = 6
+    # the view of the warm-up CE: weak (CIFAR, WebVision) | strong (PLReMix's Clothing1M warm-up: its first strong
+    # view, the one the warm-up contrastive term also sees)
+    warmup_ce_view: str = "weak"
 
     CHOICES = {
         **DivideMixConfig.CHOICES,
+        "warmup_ce_view": ("weak", "strong"),
         "contrastive": ("flat_plr", "plr"),
         "warmup_contrastive": ("flatnce", "infonce", "none"),
         "prototype_source": ("peer", "own"),
@@ -160,6 +175,9 @@ class PLReMixConfig(DivideMixConfig):
         if self.multi_crop and self.name not in ("", "plremix"):
             raise UserError(f"method.multi_crop is PLReMix's --mcrop; method {self.name} has no multi-crop, "
                             "set method.multi_crop=false")
+        if self.name == "bpt_plr" and self.mix_labeled_only:
+            raise UserError("method.mix_labeled_only is DivideMix's Clothing1M/WebVision step; BPT-PLR's joint "
+                            "MixMatch + PLR forward has no such variant, set method.mix_labeled_only=false")
         check_crop_scale(self.multi_crop_large_scale, "[0.14,1.0]", "method.multi_crop_large_scale")
         check_crop_scale(self.multi_crop_small_scale, "[0.05,0.14]", "method.multi_crop_small_scale")
 

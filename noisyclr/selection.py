@@ -530,7 +530,8 @@ def balanced_partition(
     return mask
 
 
-def balanced_subset(labels: torch.Tensor, size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+def balanced_subset(labels: torch.Tensor, size: int, generator: torch.Generator | None = None, *,
+                    num_classes: int | None = None) -> torch.Tensor:
     """Rows of a class-balanced random subset by given label: DivideMix's Clothing1M epoch sample.
 
     In one random order (``torch.randperm(N, generator)``) a row is taken while its class has fewer than
@@ -539,7 +540,9 @@ def balanced_subset(labels: torch.Tensor, size: int, generator: torch.Generator 
     ``size`` — less when small classes cannot fill their share (the reference does not top them up either).
 
     Args:
-        labels: ``(N,)`` given labels in ``[0, C)``, ``C = labels.max() + 1``.
+        labels: ``(N,)`` given labels in ``[0, C)``.
+        num_classes: C, the problem's classes (the reference's fixed 14); default ``labels.max() + 1``. A class
+            with no row still counts in the quota ``size / C``, as in the reference.
         size: the number of rows asked for, ``1 <= size``; ``size >= N`` still balances.
         generator: draws the order (the run's seeded generator, so a resumed run draws the same subsets).
 
@@ -547,7 +550,7 @@ def balanced_subset(labels: torch.Tensor, size: int, generator: torch.Generator 
         ``(n,)`` int64 row numbers, sorted (dataset order; a streamed split then reads its files in order).
     """
     n = len(labels)
-    classes = int(labels.max()) + 1 if n else 0
+    classes = num_classes if num_classes is not None else (int(labels.max()) + 1 if n else 0)
     order = torch.randperm(n, generator=generator, device=generator.device if generator is not None else "cpu")
     order = order.to(labels.device)
     lab = labels.index_select(0, order)

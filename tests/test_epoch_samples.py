@@ -189,3 +189,63 @@ def test_warmup_and_standard_passes_train_on_their_samples(tmp_path):
     args = tiny_run() + ["train.epochs=2", "method.epoch_subset=48"]
     run_training(load_config("standard-ce-digits-sym50", args), tmp_path / "ce")
     assert _images_trained(tmp_path / "ce") == 2 * 48
+
+
+def test_balanced_subset_counts_the_problems_classes():
+    # the reference divides by its fixed 14 classes, present or not: 3 classes, one empty, quota ceil(30 / 3)
+    labels = torch.tensor([0] * 50 + [1] * 50)
+    rows = balanced_subset(labels, 30, torch.Generator().manual_seed(0), num_classes=3)
+    assert torch.bincount(labels[rows]).tolist() == [10, 10]
+    assert len(balanced_subset(labels, 30, torch.Generator().manual_seed(0))) == 30  # default C = 2
+
+
+def test_dividemix_mix_labeled_only_forwards_the_labeled_rows(tmp_path):
+    from noisyclr.methods.dividemix import DivideMix
+    from tiny_runs import build_method
+
+    cfg = load_config("dividemix-digits-sym50", tiny_run() + ["method.lambda_u=0", "method.mix_labeled_only=true",
+                                                              "method.warmup_epochs=1", "train.epochs=2"])
+    method = build_method(cfg)
+    seen = []
+    forward = method.forwards[0]
+    method.forwards[0] = lambda x: seen.append(len(x)) or forward(x)
+    method.train_epoch(0)
+    seen.clear()
+    prob = method.divide(1, 1)
+    out = DivideMix.train_semi(method, 0, 1, prob, 1)
+    assert out["loss"] == out["loss"] and out["loss"] > 0
+    # per step: 4 target passes (2 weak views of u, of x: len B each) and one mixed pass of 2B rows, not 4B
+    mixed = [n for i, n in enumerate(seen) if i % 5 == 4]
+    assert mixed and all(n == 2 * 16 for n in mixed[:-1])
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["method.mix_labeled_only=true"], "lambda_u"),
+    (["method.lambda_u=0", "method.warmup_subset=3"], "smaller than the 4 classes"),
+])
+def test_recipe_keys_refused_at_once(tmp_path, extra, needle):
+    cmd = [sys.executable, "-m", "noisyclr", "train", "dividemix-digits-sym50", "--out", str(tmp_path / "r"),
+           *tiny_run(), *extra]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and needle in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "r").exists()
+
+
+def test_plremix_refuses_a_class_without_training_images(tmp_path):
+    # synthetic 4 classes, trained on rows of classes 0..2 only via a noise file that never says 3
+    labels = [i % 3 for i in range(128)]
+    noise = tmp_path / "labels.json"
+    noise.write_text(json.dumps(labels))
+    cmd = [sys.executable, "-m", "noisyclr", "train", "plremix-digits-sym50", "--out", str(tmp_path / "r"),
+           *[a for a in tiny_run() if not a.startswith("noise.")], "noise.kind=file", f"noise.file={noise}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "no training image" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_inception_needs_75_pixels(tmp_path):
+    cmd = [sys.executable, "-m", "noisyclr", "train", "standard-ce-digits-sym50", "--out", str(tmp_path / "r"),
+           *tiny_run(), "model.backbone=inception_resnet_v2", "model.width=null"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "at least 75x75" in proc.stderr and not (tmp_path / "r").exists()

@@ -137,7 +137,8 @@ def test_sgd_steps_lower_loss(name):
 
 
 def test_registry_and_errors():
-    assert set(BACKBONES) == set(ALL) | {"vgg19_bn"}  # vgg19_bn needs >= 32x32 inputs: tests/test_bpt_plr.py
+    # vgg19_bn needs >= 32x32 inputs (tests/test_bpt_plr.py); the ImageNet-stem nets: tests/test_imagenet_backbones.py
+    assert set(BACKBONES) == set(ALL) | {"vgg19_bn", "resnet50_imagenet", "inception_resnet_v2"}
     assert all(isinstance(desc, str) and desc for _, desc in BACKBONES.values())
     assert isinstance(build_network("small_cnn", 3), Network)
     with pytest.raises(UserError, match="resnet18") as err:
@@ -181,9 +182,12 @@ def test_small_cnn_learns_digits():
 
 
 def _stages(name):
-    net = build_network(name, 5, in_channels=3, width=8, proj_dim=4).eval()
-    size = 32 if name == "vgg19_bn" else 8
-    return net, torch.randn(6, 3, size, size)
+    from noisyclr.models import MIN_INPUT_SIDE
+
+    width = None if name == "inception_resnet_v2" else 8  # its widths are fixed
+    net = build_network(name, 5, in_channels=3, width=width, proj_dim=4).eval()
+    size = MIN_INPUT_SIDE.get(name, 8)
+    return net, torch.randn(6 if width else 2, 3, size, size)
 
 
 @pytest.mark.parametrize("name", list(BACKBONES))

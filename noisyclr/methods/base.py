@@ -56,7 +56,9 @@ class Method:
         """Rows of a fresh class-balanced sample of ``size`` rows by given label, drawn from the run's generator
         (the Clothing1M recipes' epoch: :func:`noisyclr.selection.balanced_subset`), or ``None`` (all rows) when
         ``size`` is unset."""
-        return balanced_subset(self.ctx.train.labels, size, self.ctx.generator) if size else None
+        if not size:
+            return None
+        return balanced_subset(self.ctx.train.labels, size, self.ctx.generator, num_classes=self.ctx.num_classes)
 
     def eval_nets(self) -> list[nn.Module]:
         """The networks whose summed logits are the prediction (one, or two for an ensemble)."""

@@ -48,7 +48,7 @@ class BPTPLR(PLReMix):
     @property
     def warmup_views(self) -> dict[str, str]:
         """No strong views to augment when there is no warm-up contrastive term."""
-        if self.mcfg.warmup_contrastive == "none":
+        if self.mcfg.warmup_contrastive == "none" and self.mcfg.warmup_ce_view == "weak":
             return {"weak": "weak"}
         return super().warmup_views
 

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from ..loop import LabeledPass, OnePass, run_epoch
-from ..losses import cross_entropy, negative_entropy
+from ..losses import cross_entropy, negative_entropy, soft_cross_entropy
 from ..losses.semi import co_guess, co_refine, lambda_u_at, mixmatch, mixmatch_losses, sharpen, uniform_prior_penalty
 from ..metrics import class_recall, clean_auc, selection_scores
 from ..selection import clean_probability_1d
@@ -98,12 +98,16 @@ class DivideMix(Method):
     def warmup_loss(self, k: int, batch) -> torch.Tensor:
         """CE on the given labels (+ the negative-entropy penalty under asymmetric noise), batch means."""
         with self.ctx.autocast():
-            logits = self.forwards[k](batch["weak"])
+            logits = self.forwards[k](self.warmup_ce_input(batch))
         mean = self.ctx.dist.batch_mean
         loss = mean(cross_entropy(logits, batch.labels), batch.size)
         if self.warmup_penalty:
             loss = loss + mean(negative_entropy(logits, reduction="none"), batch.size)
         return loss
+
+    def warmup_ce_input(self, batch) -> torch.Tensor:
+        """The images of the warm-up CE: the weak view (PLReMix may take a strong one)."""
+        return batch["weak"]
 
     def warmup(self, k: int, epoch: int) -> dict:
         """One warm-up pass of net ``k`` over all training data with batch 2B."""
@@ -245,6 +249,9 @@ class DivideMix(Method):
         the global batch."""
         dist = self.ctx.dist
         n_x = 2 * len(xb)
+        if self.mcfg.mix_labeled_only:  # Clothing1M / WebVision: L_x + L_reg over the 2B labeled mixed rows only
+            l_x = dist.batch_mean(soft_cross_entropy(logits, mixed_y), 2 * xb.size)
+            return l_x + uniform_prior_penalty(logits, combine=dist.logsumexp_over_ranks, rows=2 * xb.size)
         l_x, l_u = mixmatch_losses(logits[:n_x], mixed_y[:n_x], logits[n_x:], mixed_y[n_x:],
                                    batch_mean=dist.batch_mean, rows=(2 * xb.size, 2 * ub.size))
         lam_u = lambda_u_at(t, self.mcfg.warmup_epochs, self.mcfg.lambda_u, self.mcfg.rampup_length)
@@ -254,6 +261,10 @@ class DivideMix(Method):
     def semi_loss(self, k: int, peer: int, xb, ub, w: torch.Tensor, t: float, epoch: int) -> torch.Tensor:
         """``L_x + λ_u(t)·L_u + L_reg`` of one MixMatch step (dividemix.md, "Step formulas")."""
         mixed_x, mixed_y = self.mixed_batch(k, peer, xb, ub, w)
+        if self.mcfg.mix_labeled_only:
+            # DivideMix's Clothing1M/WebVision step (dividemix.md, "Clothing1M and WebVision"): only the first 2B
+            # mixed rows (labeled inputs, their partners drawn from all 4B) are forwarded
+            mixed_x, mixed_y = mixed_x[: 2 * len(xb)], mixed_y[: 2 * len(xb)]
         with self.ctx.autocast():
             logits = self.forwards[k](mixed_x)
         return self.mixmatch_loss(logits, mixed_y, xb, ub, t)

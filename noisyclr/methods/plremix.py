@@ -41,6 +41,7 @@ from ..losses.contrastive import flat_nce_loss, info_nce_loss, kappa_schedule, p
 from ..prototypes import AdaptiveThreshold, corrected_labels, ema_update_prototypes, init_prototypes, prototype_logits
 from ..selection import clean_probability_2d
 from ..method_configs import PLReMixConfig
+from ..errors import UserError
 from .dividemix import DivideMix
 
 
@@ -54,6 +55,13 @@ class PLReMix(DivideMix):
 
     def __init__(self, cfg, ctx):
         m = cfg.method
+        counts = torch.bincount(ctx.train.labels, minlength=ctx.num_classes)
+        empty = (counts == 0).nonzero().flatten().tolist()
+        if empty:  # a prototype is the mean of its class's embeddings: refused before anything is trained
+            names = [ctx.class_names[c] if c < len(ctx.class_names) else str(c) for c in empty[:5]]
+            raise UserError(f"{len(empty)} of the {ctx.num_classes} classes have no training image (e.g. "
+                            f"{', '.join(names)}), so {cfg.method.name} cannot initialise their prototypes; train "
+                            "on the classes present (dataset.classes=[...], or the source's num_classes option)")
         super().__init__(cfg, ctx)
         self.prototypes: list[torch.Tensor | None] = [None, None]
         self.threshold = AdaptiveThreshold(ctx.num_classes, momentum=m.semi_momentum, device=ctx.device)
@@ -66,8 +74,14 @@ class PLReMix(DivideMix):
 
     @property
     def warmup_views(self) -> dict:
-        """A weak view for CE, two strong views (+ the small crops) for the warm-up contrastive term."""
-        return {"weak": "weak", **self.contrastive_views}
+        """A weak view for CE (none with ``warmup_ce_view=strong``: the CE takes strong1), two strong views (+ the
+        small crops) for the warm-up contrastive term."""
+        weak = {} if self.mcfg.warmup_ce_view == "strong" else {"weak": "weak"}
+        return {**weak, **self.contrastive_views}
+
+    def warmup_ce_input(self, batch) -> torch.Tensor:
+        # PLReMix's Clothing1M warm-up: CE on a strong view (spec 7, "Which view feeds what")
+        return batch["strong1"] if self.mcfg.warmup_ce_view == "strong" else batch["weak"]
 
     @property
     def contrastive_views(self) -> dict:

@@ -29,6 +29,9 @@ BACKBONES = {
     "vgg19_bn": (vgg19_bn, "VGG-19 with batch norm (torchvision cfg E, BPT-PLR Animal-10N), 7x7 adaptive pool, 25088-d features, inputs >= 32x32"),
 }
 
+#: the smallest input side a backbone takes (a smaller one empties a feature map deep inside it)
+MIN_INPUT_SIDE = {"inception_resnet_v2": 75, "vgg19_bn": 32}
+
 
 def build_network(backbone: str, num_classes: int, *, in_channels: int = 3, proj_dim: int | None = None,
                   proj_hidden: int | None = None, proj_bn: bool = True, width: int | None = None,
@@ -56,7 +59,7 @@ def build_network(backbone: str, num_classes: int, *, in_channels: int = 3, proj
 
 
 __all__ = [
-    "BACKBONES", "Network", "build_network", "InceptionResNetV2", "PreActResNet", "ResNet", "SmallCNN",
+    "BACKBONES", "MIN_INPUT_SIDE", "Network", "build_network", "InceptionResNetV2", "PreActResNet", "ResNet", "SmallCNN",
     "inception_resnet_v2", "preact_resnet18", "preact_resnet18_bn", "resnet18", "resnet34", "resnet50",
     "resnet50_imagenet", "small_cnn", "VGG", "vgg19_bn",
 ]

@@ -84,7 +84,7 @@ def read_torchvision_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     p = Path(path).expanduser()
     if not p.is_file():
         raise UserError(f"model.pretrained={path} does not exist or is not a file; copy the torchvision checkpoint "
-                        "(e.g. resnet50-11ad3fa6.pth) to this machine and give its path (docs/models.md)")
+                        "(e.g. resnet50-0676ba61.pth, the V1 weights the seeds use) to this machine and give its path (docs/models.md)")
     try:
         payload = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for foreign or corrupt files
