@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from noisyclr.data.check import check_dataset, check_files_exist, read_keys, read_pairs
+from noisyclr.data.check import check_dataset
+from noisyclr.data.listfiles import check_files_exist, read_keys, read_pairs
 from noisyclr.data.clothing1m import CLASS_NAMES, MEAN as C1M_MEAN
 from noisyclr.data.folder import decode_rows
 from noisyclr.data.sources import can_stream, list_dataset, load_dataset

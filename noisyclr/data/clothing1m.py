@@ -35,9 +35,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from .check import FileIndex, line_number, read_keys, read_pairs, require_files
-from .folder import check_positive_option, load_images_cached
-from .table import DatasetSplits, FileTable, ImageTable
+from .folder import check_positive_option
+from .listfiles import FileIndex, decode_listed_splits, line_number, read_keys, read_pairs, require_files
+from .table import DatasetSplits, FileTable
 
 # Clothing1M statistics, as all three reference repositories normalise (spec §7; docs/data.md, "Normalisation")
 MEAN = (0.6959, 0.6537, 0.6371)
@@ -157,13 +157,7 @@ def load_clothing1m(root, *, cache_dir=None, image_size: int = DEFAULT_IMAGE_SIZ
     image_size, train_keys, workers = _check_options(image_size, train_keys, workers)
     root = _resolve(root)
     listing = _listing(root, train_keys)
-    tables, stats = {}, None
-    for split, (rels, labels) in listing["splits"].items():
-        images, mean, std = load_images_cached(root, {split: rels}, tag=f"clothing1m-{split}", image_size=image_size,
-                                               cache_dir=cache_dir, workers=workers, stats_split=split)
-        if split == "train":
-            stats = (mean, std)
-        true = None if split == "train" else labels.copy()
-        tables[split] = ImageTable(images[split], labels, true, list(CLASS_NAMES), paths=rels)
+    tables, stats = decode_listed_splits(root, listing["splits"], tag="clothing1m", class_names=list(CLASS_NAMES),
+                                         image_size=image_size, cache_dir=cache_dir, workers=workers)
     info = dict(listing["info"], data_mean=stats[0], data_std=stats[1])
     return DatasetSplits("clothing1m", tables["train"], tables["test"], MEAN, STD, info=info, val=tables["val"])

@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from .check import FileIndex, read_pairs, require_files
-from .folder import check_positive_option, load_images_cached, visible
-from .table import DatasetSplits, FileTable, ImageTable
+from .folder import check_positive_option, visible
+from .listfiles import FileIndex, decode_listed_splits, read_pairs, require_files
+from .table import DatasetSplits, FileTable
 
 # ImageNet statistics, as the reference code normalises WebVision and ImageNet val (spec §7)
 MEAN = (0.485, 0.456, 0.406)
@@ -187,14 +187,8 @@ def load_webvision(root, *, cache_dir=None, num_classes: int = DEFAULT_NUM_CLASS
     num_classes, image_size, imagenet_val, workers = _check_options(num_classes, image_size, imagenet_val, workers)
     root = _resolve(root)
     listing = _listing(root, num_classes, imagenet_val)
-    tables, stats = {}, None
-    for split, (rels, labels) in listing["splits"].items():
-        images, mean, std = load_images_cached(root, {split: rels}, tag=f"webvision-{split}", image_size=image_size,
-                                               cache_dir=cache_dir, workers=workers, stats_split=split)
-        if split == "train":
-            stats = (mean, std)
-        true = None if split == "train" else labels.copy()
-        tables[split] = ImageTable(images[split], labels, true, list(listing["classes"]), paths=rels)
+    tables, stats = decode_listed_splits(root, listing["splits"], tag="webvision", class_names=list(listing["classes"]),
+                                         image_size=image_size, cache_dir=cache_dir, workers=workers)
     info = dict(listing["info"], data_mean=stats[0], data_std=stats[1])
     extra = {"imagenet_val": tables["imagenet_val"]} if imagenet_val else {}
     return DatasetSplits("webvision", tables["train"], tables["test"], MEAN, STD, info=info, extra_test=extra)
