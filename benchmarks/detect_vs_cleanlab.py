@@ -15,8 +15,11 @@ Scores against the truly wrong labels: AUC and average precision of the ranking 
 noisyclr: p_wrong), precision / recall / F1 of the flagged set. Mean ± std over the seeds, and the worst seed.
 
 Settings: ``digits-symNN`` (the 8x8 digits presets, DivideMix's sym generator), ``c10n-worst`` / ``c10n-aggre``
-(the CIFAR-10 JPEG folder with the CIFAR-10N human labels of ../shared/data/cifar10n/labels.csv, a stratified
-``--c10-limit`` subset, the width-16 small CNN, ``--c10-epochs`` epochs: the CPU budget).
+(the ``cifar10n`` source over the CIFAR-10 JPEG folder with the CIFAR-10N human labels of
+../shared/data/cifar10n/labels.csv, the presets ``standard-ce-cifar10n-*`` / ``<method>-cifar10n-*``, a stratified
+``--c10-limit`` subset, a 2,000-image test subset, the width-16 small CNN, ``--c10-epochs`` epochs with a cosine
+lr: the CPU budget; the dividing methods' warm-up and ramp-up, and PLReMix's κ milestones and EMA momenta, scaled
+into it).
 """
 
 from __future__ import annotations
@@ -32,8 +35,9 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+for _path in (REPO, REPO / "benchmarks"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
 from noisyclr import api  # noqa: E402
 from noisyclr.config import load_config  # noqa: E402
@@ -47,16 +51,26 @@ def setting_overrides(name: str, args) -> tuple[str, str, list[str], list[str]]:
         return "standard-ce-digits-sym50", f"{args.method}-digits-sym50", [f"noise.rate={rate}"], []
     if name in ("c10n-worst", "c10n-aggre"):
         column = name.split("-")[1]
-        common = ["noise.kind=human", "noise.file=../shared/data/cifar10n/labels.csv", f"noise.column={column}",
-                  "noise.order_file=null", f"dataset.train_limit={args.c10_limit}", "dataset.test_limit=2000",
+        # the cifar10n source over the JPEG folder, with the official-format CIFAR-10_human.pt written from the
+        # shared CSV (benchmarks/cifar10n_cpu.py)
+        from cifar10n_cpu import SHARED, write_human_file
+
+        human = write_human_file(SHARED / "cifar10n" / "labels.csv", args.human_dir)
+        common = [f"dataset.root={SHARED / 'cifar10-jpg'}",
+                  f"dataset.options={{images: folder, index_file: {SHARED / 'cifar10n' / 'labels.csv'}, "
+                  f"human_file: {human}}}",
+                  f"dataset.train_limit={args.c10_limit}", "dataset.test_limit=2000",
                   "model.backbone=small_cnn", "model.width=16", f"train.epochs={args.c10_epochs}",
-                  "train.batch_size=64", "train.schedule=cosine", "train.lr=0.02"]
+                  f"train.cosine_tmax={args.c10_epochs}", "train.batch_size=64", "train.schedule=cosine",
+                  "train.lr=0.02"]
+        common_m = []
+        warm = max(args.c10_epochs // 4, 1)
         if args.method in ("dividemix", "plremix", "bpt_plr"):
-            common_m = [f"method.warmup_epochs={max(args.c10_epochs // 4, 1)}",
-                        f"method.rampup_length={max(args.c10_epochs // 3, 1)}"]
-        else:
-            common_m = []
-        return "standard-ce-cifar10jpg-sym50", f"{args.method}-cifar10jpg-sym50", common, common_m
+            common_m = [f"method.warmup_epochs={warm}", f"method.rampup_length={max(args.c10_epochs // 3, 1)}"]
+        if args.method in ("plremix", "bpt_plr"):  # the schedule scaled into the budget (cifar10jpg_methods.py)
+            common_m += [f"method.kappa_milestones=[{warm + 2},{warm + 4}]", "method.proto_momentum=0.9",
+                         "method.semi_momentum=0.9"]
+        return (f"standard-ce-cifar10n-{column}", f"{args.method}-cifar10n-{column}", common, common_m)
     raise SystemExit(f"unknown setting {name}")
 
 
@@ -100,6 +114,12 @@ def run_cleanlab(labels, probs) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(flagged, dtype=bool), 1.0 - np.asarray(quality)
 
 
+def load_summary(run: Path) -> dict:
+    import json
+
+    return json.loads((run / "summary.json").read_text())
+
+
 def fmt(values: list[float]) -> str:
     values = [v for v in values if v is not None and v == v]
     if not values:
@@ -117,6 +137,10 @@ def main() -> None:
     p.add_argument("--c10-limit", type=int, default=5000)
     p.add_argument("--c10-epochs", type=int, default=10)
     p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--ce-baseline", action="store_true",
+                   help="also train the CE preset on all rows: its test accuracy and noisyclr detect on it")
+    p.add_argument("--human-dir", type=Path, default=Path("runs/cifar10n"),
+                   help="where the c10n settings write CIFAR-10_human.pt (default: %(default)s)")
     p.add_argument("overrides", nargs="*")
     args = p.parse_args()
     root = args.out or Path(tempfile.mkdtemp(prefix="nc-detect-"))
@@ -127,6 +151,9 @@ def main() -> None:
     for name in args.settings:
         ce_preset, nc_preset, common, method_extra = setting_overrides(name, args)
         results = {"cleanlab": [], "noisyclr": []}
+        if args.ce_baseline:
+            results["noisyclr-ce"] = []
+        test_acc = {"noisyclr": [], "noisyclr-ce": []}
         for s in range(args.seeds):
             seeds = [f"train.seed={s}", f"noise.seed={123 + s}", "train.threads=1", *args.overrides]
             labels, true, probs, wall = oof_probabilities(ce_preset, common + seeds, args.folds, s)
@@ -141,6 +168,22 @@ def main() -> None:
             issues = api.detect(out)
             wall = time.perf_counter() - t0
             results["noisyclr"].append({**issues.summary["detection"], "wall": wall})
+            test_acc["noisyclr"].append(load_summary(out)["test_acc_last"])
+            if args.ce_baseline:  # CE on all rows: its test accuracy, and detect on its loss history
+                t0 = time.perf_counter()
+                out = root / f"{name}-standard-ce-s{s}"
+                api.train(ce_preset, common + seeds + ["train.device=cpu", "log.progress=off", "log.report=false"],
+                          out_dir=out)
+                issues = api.detect(out)
+                results["noisyclr-ce"].append({**issues.summary["detection"], "wall": time.perf_counter() - t0})
+                test_acc["noisyclr-ce"].append(load_summary(out)["test_acc_last"])
+            for tool in results:  # per seed as it ends: a long benchmark cut short still leaves its figures
+                r = results[tool][-1]
+                print(f"# {name} seed {s} {tool}: " + " ".join(f"{k} {r[k]:.3f}" for k in
+                      ("auc", "average_precision", "precision", "recall", "f1", "wall")), flush=True)
+        for tool, accs in test_acc.items():
+            if accs:
+                print(f"# {name} {tool} test accuracy (last epoch): {fmt(accs)} over {len(accs)} seeds", flush=True)
         for tool, rows in results.items():
             cells = [fmt([r[k] for r in rows]) for k in ("auc", "average_precision", "precision", "recall", "f1")]
             print(f"| {name} | {tool} | {len(rows)} | " + " | ".join(cells)
