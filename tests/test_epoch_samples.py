@@ -3,7 +3,6 @@ model selection, top-5 accuracy."""
 
 import json
 import random
-import subprocess
 import sys
 
 import numpy as np
@@ -18,6 +17,17 @@ from noisyclr.metrics import topk_accuracy
 from noisyclr.selection import balanced_subset
 from noisyclr.tracking import read_metrics
 from tiny_runs import assert_same_resumed_run, tiny_run
+
+
+def _cli(capsys, cmd):
+    """``python -m noisyclr ...`` (``cmd``) run in this process: its exit code and stderr (a subprocess would spend
+    seconds importing torch for a check that answers at once)."""
+    from types import SimpleNamespace
+
+    from noisyclr.cli import main
+
+    code = main(cmd[3:])
+    return SimpleNamespace(returncode=code, stderr=capsys.readouterr().err)
 
 
 def reference_balanced(labels, size, order):
@@ -112,10 +122,10 @@ def test_sampled_run_resumes_exactly(tmp_path):
     assert_same_resumed_run(full, part)
 
 
-def test_division_subset_refuses_loss_averaging(tmp_path):
+def test_division_subset_refuses_loss_averaging(capsys, tmp_path):
     cmd = [sys.executable, "-m", "noisyclr", "train", "dividemix-digits-sym50", "--out", str(tmp_path / "r"),
            *tiny_run(), "method.division_subset=64", "method.loss_average_last=5"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = _cli(capsys, cmd)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "loss_average_last" in proc.stderr
     assert not (tmp_path / "r").exists()
@@ -147,10 +157,10 @@ def test_best_val_selects_each_net_at_its_best_val_epoch(tmp_path):
     assert resumed.summary["selected"] == selected
 
 
-def test_best_val_needs_a_val_split(tmp_path):
+def test_best_val_needs_a_val_split(capsys, tmp_path):
     cmd = [sys.executable, "-m", "noisyclr", "train", "standard-ce-digits-sym50", "--out", str(tmp_path / "r"),
            *tiny_run(), "train.epochs=1", "train.select=best_val"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = _cli(capsys, cmd)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "clean_holdout" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
@@ -223,29 +233,29 @@ def test_dividemix_mix_labeled_only_forwards_the_labeled_rows(tmp_path):
     (["method.mix_labeled_only=true"], "lambda_u"),
     (["method.lambda_u=0", "method.warmup_subset=3"], "smaller than the 4 classes"),
 ])
-def test_recipe_keys_refused_at_once(tmp_path, extra, needle):
+def test_recipe_keys_refused_at_once(capsys, tmp_path, extra, needle):
     cmd = [sys.executable, "-m", "noisyclr", "train", "dividemix-digits-sym50", "--out", str(tmp_path / "r"),
            *tiny_run(), *extra]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = _cli(capsys, cmd)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and needle in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "r").exists()
 
 
-def test_plremix_refuses_a_class_without_training_images(tmp_path):
+def test_plremix_refuses_a_class_without_training_images(capsys, tmp_path):
     # synthetic 4 classes, trained on rows of classes 0..2 only via a noise file that never says 3
     labels = [i % 3 for i in range(128)]
     noise = tmp_path / "labels.json"
     noise.write_text(json.dumps(labels))
     cmd = [sys.executable, "-m", "noisyclr", "train", "plremix-digits-sym50", "--out", str(tmp_path / "r"),
            *[a for a in tiny_run() if not a.startswith("noise.")], "noise.kind=file", f"noise.file={noise}"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = _cli(capsys, cmd)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert "no training image" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
-def test_inception_needs_75_pixels(tmp_path):
+def test_inception_needs_75_pixels(capsys, tmp_path):
     cmd = [sys.executable, "-m", "noisyclr", "train", "standard-ce-digits-sym50", "--out", str(tmp_path / "r"),
            *tiny_run(), "model.backbone=inception_resnet_v2", "model.width=null"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = _cli(capsys, cmd)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert "at least 75x75" in proc.stderr and not (tmp_path / "r").exists()
