@@ -36,7 +36,7 @@ import numpy as np
 
 from ..errors import UserError
 from .folder import check_positive_option
-from .listfiles import FileIndex, decode_listed_splits, line_number, read_keys, read_pairs, require_files
+from .listfiles import FileIndex, decode_listed_splits, line_number, read_keys, read_pairs, resolve_root
 from .table import DatasetSplits, FileTable
 
 # Clothing1M statistics, as all three reference repositories normalise (spec §7; docs/data.md, "Normalisation")
@@ -71,13 +71,8 @@ def _check_options(image_size, train_keys, workers) -> tuple[int, int | None, in
 
 
 def _resolve(root) -> Path:
-    if root is None:
-        raise UserError(f"dataset clothing1m needs a root; set dataset.root=PATH (the folder with {_HINT})")
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise UserError(f"dataset root {root} does not exist; set dataset.root to the Clothing1M folder ({_HINT})")
-    require_files(root, LABEL_FILES, "clothing1m", _HINT)
-    return root
+    return resolve_root(root, "clothing1m", LABEL_FILES, _HINT, needs=f"the folder with {_HINT}",
+                        where=f"the Clothing1M folder ({_HINT})")
 
 
 def _labelled(keys: list[str], table: dict[str, int], path: Path, kv: str) -> np.ndarray:

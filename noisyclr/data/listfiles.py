@@ -10,6 +10,7 @@ against one ``os.listdir`` of each folder the keys name (:class:`FileIndex`), no
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 
@@ -204,4 +205,16 @@ def decode_listed_splits(root, splits: dict, *, tag: str, class_names: list[str]
         true = None if split == "train" else labels.copy()
         tables[split] = ImageTable(images[split], labels, true, list(class_names), paths=rels)
     return tables, stats
+
+
+def resolve_root(root, source: str, files: list[str], hint: str, *, needs: str, where: str) -> Path:
+    """The root folder of a list-file source, checked: given, a folder, holding its list ``files``. One-line
+    :class:`UserError` otherwise: ``needs`` says what the root is, ``where`` what to set it to."""
+    if root is None:
+        raise UserError(f"dataset {source} needs a root; set dataset.root=PATH ({needs})")
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise UserError(f"dataset root {root} does not exist; set dataset.root to {where}")
+    require_files(root, files, source, hint)
+    return root
 

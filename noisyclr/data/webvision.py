@@ -32,7 +32,7 @@ import numpy as np
 
 from ..errors import UserError
 from .folder import check_positive_option, visible
-from .listfiles import FileIndex, decode_listed_splits, read_pairs, require_files
+from .listfiles import FileIndex, decode_listed_splits, read_pairs, resolve_root
 from .table import DatasetSplits, FileTable
 
 # ImageNet statistics, as the reference code normalises WebVision and ImageNet val (spec §7)
@@ -68,13 +68,7 @@ def _check_options(num_classes, image_size, imagenet_val, workers):
 
 
 def _resolve(root) -> Path:
-    if root is None:
-        raise UserError(f"dataset webvision needs a root; set dataset.root=PATH ({_HINT})")
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise UserError(f"dataset root {root} does not exist; set dataset.root to {_HINT}")
-    require_files(root, [TRAIN_LIST, VAL_LIST, SYNSETS], "webvision", _HINT)
-    return root
+    return resolve_root(root, "webvision", [TRAIN_LIST, VAL_LIST, SYNSETS], _HINT, needs=_HINT, where=_HINT)
 
 
 def _synsets(root: Path) -> tuple[list[str], list[str]]:
